@@ -1,0 +1,195 @@
+//! # berth-meta: registry metadata
+//!
+//! Owns what the registry knows about content: repositories, the blobs linked to each,
+//! manifests (stored byte-exact), what each manifest references (with each index child's
+//! platform), tags and referrers. Knows nothing about HTTP or blob bytes.
+//!
+//! [`MetaStore`] is the seam; [`sqlite::SqliteMeta`] is the embedded default. All SQL
+//! lives in the backend module. Each state change is one transaction (DESIGN.md
+//! invariant 3), and the checks that make a manifest visible — every referenced blob and
+//! child manifest exists in the repository (invariant 2) — run inside the same
+//! transaction that inserts it, so no concurrent delete can slip between check and insert.
+
+#![deny(missing_docs)]
+
+pub mod sqlite;
+
+use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
+
+pub use sqlite::SqliteMeta;
+
+/// Errors of the metadata store, in domain terms.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// The repository does not exist (and creating it on push is disabled).
+    #[error("repository {0} does not exist")]
+    RepositoryNotFound(String),
+    /// A manifest references blobs not linked to the repository.
+    #[error("manifest references blobs unknown to the repository: {0:?}")]
+    MissingBlobs(Vec<Digest>),
+    /// An index references manifests not stored in the repository.
+    #[error("image index references manifests unknown to the repository: {0:?}")]
+    MissingManifests(Vec<Digest>),
+    /// A manifest cannot be deleted while an index in the repository references it.
+    #[error("manifest {child} is referenced by image index {parent}; delete the index first")]
+    Referenced {
+        /// The manifest asked to be deleted.
+        child: Digest,
+        /// An index that references it.
+        parent: Digest,
+    },
+    /// Stored data failed to parse (corruption or a newer schema).
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("metadata database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("metadata migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A result of a metadata operation.
+pub type Result<T, E = MetaError> = std::result::Result<T, E>;
+
+/// A stored manifest as served to clients.
+#[derive(Debug, Clone)]
+pub struct ManifestRow {
+    /// Its digest (the digest of `body`).
+    pub digest: Digest,
+    /// The media type it was pushed with.
+    pub media_type: String,
+    /// The exact bytes pushed.
+    pub body: Vec<u8>,
+}
+
+/// A manifest's head: what HEAD returns, without the body.
+#[derive(Debug, Clone)]
+pub struct ManifestHead {
+    /// Its digest.
+    pub digest: Digest,
+    /// The media type it was pushed with.
+    pub media_type: String,
+    /// Body length in bytes.
+    pub size: u64,
+}
+
+/// One entry of the referrers API (distribution-spec § Listing referrers): a descriptor
+/// of a manifest whose `subject` is the asked digest.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    /// The referrer manifest's media type.
+    pub media_type: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its artifact type (`artifactType`, else the config media type).
+    pub artifact_type: Option<String>,
+    /// Its annotations, as a JSON object string.
+    pub annotations: Option<String>,
+}
+
+/// One child of a stored image index.
+#[derive(Debug, Clone)]
+pub struct IndexChild {
+    /// The child manifest's digest.
+    pub digest: Digest,
+    /// Its platform, when the index gives one.
+    pub platform: Option<Platform>,
+}
+
+/// What [`MetaStore::put_manifest`] did to the tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// Whether the repository was created by this push.
+    pub created_repository: bool,
+    /// The digest the tag pointed at before, if it moved.
+    pub previous_tag_target: Option<Digest>,
+}
+
+/// Registry metadata. Methods taking `create: bool` create the repository when it is
+/// missing and `create` is true, and fail with [`MetaError::RepositoryNotFound`] otherwise.
+#[async_trait::async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Whether the repository exists.
+    async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool>;
+    /// Creates a repository; returns false if it already existed.
+    async fn create_repository(&self, repo: &RepositoryName) -> Result<bool>;
+    /// Repository names in lexical order after `last`, at most `limit`.
+    async fn list_repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>>;
+
+    /// Size of `digest` if it is linked to `repo`.
+    async fn linked_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
+    /// Links a committed blob to `repo` (idempotent).
+    async fn link_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        create: bool,
+    ) -> Result<()>;
+    /// Unlinks a blob from `repo`; false if it was not linked.
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
+
+    /// Stores a manifest (idempotent by digest) and, if `tag` is given, points the tag at
+    /// it — one transaction that first checks every referenced blob and child manifest.
+    async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        parsed: &ParsedManifest,
+        body: &[u8],
+        tag: Option<&Tag>,
+        create: bool,
+    ) -> Result<PutOutcome>;
+    /// A manifest by tag.
+    async fn manifest_by_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<ManifestRow>>;
+    /// A manifest by digest.
+    async fn manifest_by_digest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRow>>;
+    /// A manifest's head by tag.
+    async fn manifest_head_by_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<ManifestHead>>;
+    /// A manifest's head by digest.
+    async fn manifest_head_by_digest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ManifestHead>>;
+    /// Deletes a manifest and every tag pointing at it; false if it did not exist.
+    /// Errors: [`MetaError::Referenced`] if an index in the repository references it.
+    async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
+    /// Deletes one tag; false if it did not exist.
+    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool>;
+    /// Tags in lexical order after `last`, at most `limit`.
+    async fn list_tags(
+        &self,
+        repo: &RepositoryName,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>>;
+    /// Manifests in `repo` whose subject is `subject`, optionally only of `artifact_type`.
+    async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>>;
+    /// The children of an index, with their platforms, in document order.
+    async fn index_children(
+        &self,
+        repo: &RepositoryName,
+        index: &Digest,
+    ) -> Result<Vec<IndexChild>>;
+}

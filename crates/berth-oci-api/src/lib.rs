@@ -1,0 +1,618 @@
+//! # berth-oci-api: the OCI Distribution Spec v1.1 HTTP adapter
+//!
+//! A thin layer: parse the request into an [`endpoint::Endpoint`] (a pure function),
+//! call the [`Registry`] service, and map the answer to the spec's headers and bodies and
+//! its errors to [`error::OciError`] — nothing else. It owns no state and no rules of its
+//! own beyond the wire format; the ECR API adapter calls the same service.
+//!
+//! Every response carries `Docker-Distribution-API-Version: registry/2.0`, which Docker
+//! and containerd check for. Blob bodies stream in both directions (DESIGN.md invariant 7).
+
+#![deny(missing_docs)]
+
+pub mod endpoint;
+pub mod error;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use berth_core::{media_type, Digest, Reference, RepositoryName, MAX_MANIFEST_BYTES};
+use berth_registry::berth_store::{BlobContent, ByteStream};
+use berth_registry::Registry;
+use bytes::Bytes;
+use endpoint::{Endpoint, RouteError};
+use error::{range_header, OciError};
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use berth_core::manifest::MAX_MANIFEST_BYTES as MANIFEST_LIMIT;
+
+/// Bytes read from disk per chunk when serving a blob.
+const READ_CHUNK: usize = 1 << 20;
+
+/// The route label a handler leaves in the response's extensions, for metrics middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
+type Params = HashMap<String, String>;
+
+/// The `/v2/` router for `registry`. Mount it at the root of the app.
+pub fn router(registry: Registry) -> Router {
+    Router::new()
+        .route("/v2", any(handle))
+        .route("/v2/", any(handle))
+        .route("/v2/{*path}", any(handle))
+        .with_state(registry)
+}
+
+async fn handle(
+    State(reg): State<Registry>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (label, result) = match endpoint::parse(uri.path()) {
+        Ok(ep) => {
+            let label = ep.label();
+            let params: Params = Query::try_from_uri(&uri)
+                .map(|q: Query<Params>| q.0)
+                .unwrap_or_default();
+            (
+                label,
+                dispatch(&reg, ep, &method, &params, &headers, body).await,
+            )
+        }
+        Err(RouteError::NotFound) => (
+            "unknown",
+            Err(OciError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("no endpoint at {}", uri.path()),
+            )),
+        ),
+        Err(RouteError::Invalid(e)) => (
+            "invalid",
+            Err(OciError::from(berth_registry::RegistryError::from(e))),
+        ),
+    };
+    let mut resp = result.unwrap_or_else(|e| e.into_response());
+    resp.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    resp.extensions_mut().insert(RouteLabel(label));
+    resp
+}
+
+type Res = Result<Response, OciError>;
+
+async fn dispatch(
+    reg: &Registry,
+    ep: Endpoint,
+    method: &Method,
+    params: &Params,
+    headers: &HeaderMap,
+    body: Body,
+) -> Res {
+    let head = method == Method::HEAD;
+    match (ep, method.clone()) {
+        (Endpoint::Base, Method::GET | Method::HEAD) => {
+            Ok(json(StatusCode::OK, serde_json::json!({})))
+        }
+        (Endpoint::Catalog, Method::GET) => catalog(reg, params).await,
+        (Endpoint::Tags(n), Method::GET) => tags(reg, &n, params).await,
+        (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => {
+            get_manifest(reg, &n, &r, headers, head).await
+        }
+        (Endpoint::Manifest(n, r), Method::PUT) => put_manifest(reg, &n, &r, headers, body).await,
+        (Endpoint::Manifest(n, r), Method::DELETE) => {
+            reg.delete_manifest(&n, &r).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        (Endpoint::Blob(n, d), Method::GET | Method::HEAD) => {
+            get_blob(reg, &n, &d, headers, head).await
+        }
+        (Endpoint::Blob(n, d), Method::DELETE) => {
+            reg.delete_blob(&n, &d).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        (Endpoint::UploadStart(n), Method::POST) => start_upload(reg, &n, params, body).await,
+        (Endpoint::Upload(n, id), Method::GET) => {
+            let st = reg.upload_status(&n, &id).await?;
+            Ok(upload_response(StatusCode::NO_CONTENT, &n, &id, st.size))
+        }
+        (Endpoint::Upload(n, id), Method::PATCH) => patch_upload(reg, &n, &id, headers, body).await,
+        (Endpoint::Upload(n, id), Method::PUT) => put_upload(reg, &n, &id, params, body).await,
+        (Endpoint::Upload(n, id), Method::DELETE) => {
+            reg.cancel_upload(&n, &id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (Endpoint::Referrers(n, d), Method::GET) => referrers(reg, &n, &d, params).await,
+        (ep, m) => Err(OciError::method_not_allowed(&m, ep.label())),
+    }
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `n` and `last` pagination parameters (spec § Listing tags).
+fn pagination(params: &Params) -> Result<(Option<u32>, Option<&str>), OciError> {
+    let n = match params.get("n") {
+        None => None,
+        Some(v) => Some(v.parse::<u32>().map_err(|_| {
+            OciError::new(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                format!("n={v:?} is not a non-negative integer"),
+            )
+        })?),
+    };
+    Ok((
+        n,
+        params
+            .get("last")
+            .map(String::as_str)
+            .filter(|l| !l.is_empty()),
+    ))
+}
+
+/// Adds `Link: <path?n=N&last=LAST>; rel="next"` when a page came back full.
+fn with_next_link(mut resp: Response, path: &str, n: Option<u32>, items: &[String]) -> Response {
+    if let (Some(n), Some(last)) = (n, items.last()) {
+        if n > 0 && items.len() as u32 == n {
+            resp.headers_mut().insert(
+                header::LINK,
+                hv(&format!("<{path}?n={n}&last={last}>; rel=\"next\"")),
+            );
+        }
+    }
+    resp
+}
+
+async fn catalog(reg: &Registry, params: &Params) -> Res {
+    let (n, last) = pagination(params)?;
+    let repos = reg.catalog(last, n.unwrap_or(u32::MAX)).await?;
+    let resp = json(StatusCode::OK, serde_json::json!({ "repositories": repos }));
+    Ok(with_next_link(resp, "/v2/_catalog", n, &repos))
+}
+
+async fn tags(reg: &Registry, name: &RepositoryName, params: &Params) -> Res {
+    let (n, last) = pagination(params)?;
+    let tags = reg.list_tags(name, last, n.unwrap_or(u32::MAX)).await?;
+    let resp = json(
+        StatusCode::OK,
+        serde_json::json!({ "name": name.as_str(), "tags": tags }),
+    );
+    Ok(with_next_link(
+        resp,
+        &format!("/v2/{name}/tags/list"),
+        n,
+        &tags,
+    ))
+}
+
+/// Whether an `Accept` header admits `mt`. No header, or one naming no manifest type at
+/// all (`*/*`, `application/json`), admits everything.
+fn accepts(headers: &HeaderMap, mt: &str) -> bool {
+    let mut named_manifest_type = false;
+    for v in headers.get_all(header::ACCEPT) {
+        for item in v.to_str().unwrap_or("").split(',') {
+            let t = item.split(';').next().unwrap_or("").trim();
+            if t == mt || t == "*/*" {
+                return true;
+            }
+            named_manifest_type |= media_type::is_manifest(t);
+        }
+    }
+    !named_manifest_type
+}
+
+async fn get_manifest(
+    reg: &Registry,
+    name: &RepositoryName,
+    r: &Reference,
+    headers: &HeaderMap,
+    head: bool,
+) -> Res {
+    let (digest, mt, size, body) = if head {
+        let h = reg.head_manifest(name, r).await?;
+        (h.digest, h.media_type, h.size, Bytes::new())
+    } else {
+        let m = reg.get_manifest(name, r).await?;
+        let size = m.body.len() as u64;
+        (m.digest, m.media_type, size, Bytes::from(m.body))
+    };
+    // A tag resolved to a type the client cannot read: say so rather than send it
+    // (as distribution does). Pulls by digest always answer.
+    if matches!(r, Reference::Tag(_)) && !accepts(headers, &mt) {
+        return Err(OciError::new(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            format!("manifest {r} is a {mt}, which the request's Accept header does not include"),
+        ));
+    }
+    metrics::counter!("berth_bytes_sent_total").increment(body.len() as u64);
+    let mut resp = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(body)
+    });
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, hv(&mt));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    h.insert("docker-content-digest", hv(&digest.to_string()));
+    h.insert(header::ETAG, hv(&format!("\"{digest}\"")));
+    Ok(resp)
+}
+
+async fn put_manifest(
+    reg: &Registry,
+    name: &RepositoryName,
+    r: &Reference,
+    headers: &HeaderMap,
+    body: Body,
+) -> Res {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let bytes = match http_body_util::Limited::new(body, MAX_MANIFEST_BYTES)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(OciError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "SIZE_INVALID",
+                "manifest exceeds the 4 MiB limit",
+            ))
+        }
+        Err(e) => return Err(berth_registry::RegistryError::Body(e.to_string()).into()),
+    };
+    metrics::counter!("berth_bytes_received_total").increment(bytes.len() as u64);
+    let put = reg.put_manifest(name, r, ct, bytes).await?;
+    let mut resp = StatusCode::CREATED.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::LOCATION,
+        hv(&format!("/v2/{name}/manifests/{}", put.digest)),
+    );
+    h.insert("docker-content-digest", hv(&put.digest.to_string()));
+    if let Some(s) = put.subject {
+        h.insert("oci-subject", hv(&s.to_string()));
+    }
+    Ok(resp)
+}
+
+/// Parses a single `Range: bytes=a-b` / `bytes=a-` / `bytes=-n` against `len`.
+/// `Ok(None)`: no (usable) range header. `Err(())`: unsatisfiable.
+fn byte_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(v) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some(spec) = v.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // multiple ranges: serve the whole blob, as RFC 9110 allows
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        (len.saturating_sub(n), len.saturating_sub(1))
+    } else {
+        let s: u64 = a.parse().map_err(|_| ())?;
+        let e: u64 = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))
+        };
+        (s, e)
+    };
+    if len == 0 || start >= len || start > end {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+/// Streams `len` bytes of `file` from `start`, in [`READ_CHUNK`] reads on the blocking pool.
+fn file_stream(
+    file: std::fs::File,
+    start: u64,
+    len: u64,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
+    use std::os::unix::fs::FileExt;
+    let file = Arc::new(file);
+    futures::stream::try_unfold((file, start, len), |(file, off, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let want = left.min(READ_CHUNK as u64) as usize;
+        let f = file.clone();
+        let buf = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            let mut buf = vec![0u8; want];
+            let mut got = 0;
+            while got < want {
+                let n = f.read_at(&mut buf[got..], off + got as u64)?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "blob shorter than recorded",
+                    ));
+                }
+                got += n;
+            }
+            Ok(buf)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        metrics::counter!("berth_bytes_sent_total").increment(want as u64);
+        Ok(Some((
+            Bytes::from(buf),
+            (file, off + want as u64, left - want as u64),
+        )))
+    })
+}
+
+async fn get_blob(
+    reg: &Registry,
+    name: &RepositoryName,
+    d: &Digest,
+    headers: &HeaderMap,
+    head: bool,
+) -> Res {
+    let blob_headers = |resp: &mut Response, len: u64| {
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        h.insert("docker-content-digest", hv(&d.to_string()));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(header::ETAG, hv(&format!("\"{d}\"")));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    };
+    if head {
+        let size = reg.blob_size(name, d).await?;
+        let mut resp = Response::new(Body::empty());
+        blob_headers(&mut resp, size);
+        return Ok(resp);
+    }
+    let BlobContent::File { file, len } = reg.open_blob(name, d).await?;
+    match byte_range(headers, len) {
+        Ok(None) => {
+            let mut resp = Response::new(Body::from_stream(file_stream(file, 0, len)));
+            blob_headers(&mut resp, len);
+            Ok(resp)
+        }
+        Ok(Some((start, end))) => {
+            let n = end - start + 1;
+            let mut resp = Response::new(Body::from_stream(file_stream(file, start, n)));
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            blob_headers(&mut resp, n);
+            resp.headers_mut().insert(
+                header::CONTENT_RANGE,
+                hv(&format!("bytes {start}-{end}/{len}")),
+            );
+            Ok(resp)
+        }
+        Err(()) => {
+            let mut resp = OciError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "BLOB_UNKNOWN",
+                format!("requested range is not satisfiable for a blob of {len} bytes"),
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_RANGE, hv(&format!("bytes */{len}")));
+            Ok(resp)
+        }
+    }
+}
+
+/// Counts upload requests streaming right now (the `berth_uploads_in_progress` gauge).
+struct InFlight;
+impl InFlight {
+    fn new() -> InFlight {
+        metrics::gauge!("berth_uploads_in_progress").increment(1.0);
+        InFlight
+    }
+}
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("berth_uploads_in_progress").decrement(1.0);
+    }
+}
+
+/// The request body as a [`ByteStream`], counting bytes received.
+fn body_stream(body: Body) -> ByteStream {
+    let guard = InFlight::new();
+    body.into_data_stream()
+        .map(move |r| {
+            let _keep = &guard;
+            r.map(|b| {
+                metrics::counter!("berth_bytes_received_total").increment(b.len() as u64);
+                b
+            })
+            .map_err(|e| e.to_string())
+        })
+        .boxed()
+}
+
+fn upload_response(status: StatusCode, name: &RepositoryName, id: &str, size: u64) -> Response {
+    let mut resp = status.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::LOCATION,
+        hv(&format!("/v2/{name}/blobs/uploads/{id}")),
+    );
+    h.insert(header::RANGE, hv(&range_header(size)));
+    h.insert("docker-upload-uuid", hv(id));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    resp
+}
+
+fn blob_created(name: &RepositoryName, d: &Digest) -> Response {
+    let mut resp = StatusCode::CREATED.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, hv(&format!("/v2/{name}/blobs/{d}")));
+    h.insert("docker-content-digest", hv(&d.to_string()));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    resp
+}
+
+fn digest_param(params: &Params) -> Result<Option<Digest>, OciError> {
+    params
+        .get("digest")
+        .map(|d| {
+            d.parse::<Digest>()
+                .map_err(|e| berth_registry::RegistryError::DigestInvalid(e.to_string()).into())
+        })
+        .transpose()
+}
+
+async fn start_upload(reg: &Registry, name: &RepositoryName, params: &Params, body: Body) -> Res {
+    // § Mounting a blob from another repository: 201 if mounted, else a normal upload.
+    if let (Some(mount), Some(from)) = (params.get("mount"), params.get("from")) {
+        let d: Digest = mount.parse().map_err(|e: berth_core::DigestError| {
+            OciError::from(berth_registry::RegistryError::DigestInvalid(e.to_string()))
+        })?;
+        if let Ok(from) = RepositoryName::parse(from) {
+            if reg.mount_blob(name, &from, &d).await?.is_some() {
+                return Ok(blob_created(name, &d));
+            }
+        }
+    } else if let Some(d) = digest_param(params)? {
+        // § Single POST: the whole blob in this request.
+        reg.upload_blob(name, &d, body_stream(body)).await?;
+        return Ok(blob_created(name, &d));
+    }
+    let id = reg.start_upload(name).await?;
+    Ok(upload_response(StatusCode::ACCEPTED, name, &id, 0))
+}
+
+/// Parses `Content-Range: <start>-<end>` (also tolerating a `bytes ` prefix and `/total`).
+fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
+    let Some(v) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let bad = || {
+        OciError::new(
+            StatusCode::BAD_REQUEST,
+            "BLOB_UPLOAD_INVALID",
+            "Content-Range must be <start>-<end>",
+        )
+    };
+    let s = v.to_str().map_err(|_| bad())?.trim();
+    let s = s.strip_prefix("bytes ").unwrap_or(s);
+    let s = s.split('/').next().unwrap_or(s);
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let start: u64 = a.trim().parse().map_err(|_| bad())?;
+    let end: u64 = b.trim().parse().map_err(|_| bad())?;
+    if end < start {
+        return Err(bad());
+    }
+    Ok(Some(start))
+}
+
+async fn patch_upload(
+    reg: &Registry,
+    name: &RepositoryName,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Res {
+    let offset = content_range_start(headers)?;
+    match reg.append_upload(name, id, offset, body_stream(body)).await {
+        Ok(size) => Ok(upload_response(StatusCode::ACCEPTED, name, id, size)),
+        Err(e) => {
+            let mut resp = OciError::from(e).into_response();
+            if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+                resp.headers_mut().insert(
+                    header::LOCATION,
+                    hv(&format!("/v2/{name}/blobs/uploads/{id}")),
+                );
+            }
+            Ok(resp)
+        }
+    }
+}
+
+async fn put_upload(
+    reg: &Registry,
+    name: &RepositoryName,
+    id: &str,
+    params: &Params,
+    body: Body,
+) -> Res {
+    let d = digest_param(params)?.ok_or_else(|| {
+        OciError::new(
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+            "completing an upload needs ?digest=<digest>",
+        )
+    })?;
+    reg.complete_upload(name, id, &d, Some(body_stream(body)))
+        .await?;
+    Ok(blob_created(name, &d))
+}
+
+async fn referrers(reg: &Registry, name: &RepositoryName, d: &Digest, params: &Params) -> Res {
+    let filter = params
+        .get("artifactType")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty());
+    let list = reg.referrers(name, d, filter).await?;
+    let manifests: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|r| {
+            let mut v =
+                serde_json::json!({"mediaType": r.media_type, "digest": r.digest, "size": r.size});
+            if let Some(a) = r.artifact_type {
+                v["artifactType"] = a.into();
+            }
+            if let Some(a) = r
+                .annotations
+                .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
+            {
+                v["annotations"] = a;
+            }
+            v
+        })
+        .collect();
+    let body = serde_json::json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": manifests});
+    let mut resp = json(StatusCode::OK, body);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media_type::OCI_INDEX),
+    );
+    if filter.is_some() {
+        resp.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
+    }
+    Ok(resp)
+}

@@ -1,0 +1,492 @@
+//! # berth-registry: the service layer
+//!
+//! Every registry operation — push, pull, delete, mount, list, referrers — as a method of
+//! [`Registry`], in domain types, used by every API adapter (the OCI Distribution API
+//! today, the ECR API next). It composes a [`BlobStore`] and a [`MetaStore`] and keeps the
+//! rules that make the pair a registry:
+//!
+//! - a repository serves only blobs linked to it (pushed or mounted into it);
+//! - a blob is linked only after storage verified and committed it (invariant 1);
+//! - a manifest is stored only after every blob and child manifest it references is
+//!   present in the repository, checked in the storing transaction (invariant 2);
+//! - a manifest is served under its digest only: the digest is computed here from the
+//!   exact bytes received, never taken from the client.
+//!
+//! It knows nothing about HTTP: no status codes, no headers. Errors are [`RegistryError`],
+//! which each adapter maps to its wire shape exactly once.
+
+#![deny(missing_docs)]
+
+use berth_core::{Digest, ManifestError, NameError, ParsedManifest, Reference, RepositoryName};
+use berth_meta::{IndexChild, ManifestHead, ManifestRow, MetaError, MetaStore, Referrer};
+use berth_store::{BlobContent, BlobStore, ByteStream, StoreError, UploadStatus};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use berth_meta;
+pub use berth_store;
+
+/// Service-layer settings.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Create a repository on its first push (distribution's behaviour). When false, a
+    /// push to a repository that does not exist fails with [`RegistryError::NameUnknown`].
+    pub create_on_push: bool,
+    /// Upload sessions idle longer than this are cancelled and their data removed.
+    pub upload_expiry: Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            create_on_push: true,
+            upload_expiry: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Why an operation failed, in registry terms (one variant per distinct user-facing cause).
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The repository does not exist.
+    #[error("repository {0} is not known to the registry")]
+    NameUnknown(String),
+    /// The repository name is invalid.
+    #[error("{0}")]
+    NameInvalid(String),
+    /// A tag is invalid.
+    #[error("{0}")]
+    TagInvalid(String),
+    /// The blob is not linked to the repository.
+    #[error("blob {0} is not known to this repository")]
+    BlobUnknown(Digest),
+    /// The upload session does not exist in this repository.
+    #[error("upload {0} is not known (never started, completed, cancelled or expired)")]
+    BlobUploadUnknown(String),
+    /// The upload session cannot take this request (e.g. busy with another request).
+    #[error("{0}")]
+    BlobUploadInvalid(String),
+    /// A chunk does not start at the current end of the upload.
+    #[error(
+        "chunk starts at byte {got} but the upload holds {current} bytes; resume at {current}"
+    )]
+    RangeInvalid {
+        /// Bytes the upload holds now.
+        current: u64,
+        /// Where the chunk claimed to start.
+        got: u64,
+    },
+    /// A digest is malformed, or content does not hash to the digest claimed.
+    #[error("{0}")]
+    DigestInvalid(String),
+    /// A `Content-Length`/`Content-Range` disagreed with the body.
+    #[error("{0}")]
+    SizeInvalid(String),
+    /// The manifest does not exist in the repository.
+    #[error("manifest {0} is not known to this repository")]
+    ManifestUnknown(String),
+    /// The manifest is malformed.
+    #[error("{0}")]
+    ManifestInvalid(String),
+    /// The manifest exceeds the size limit.
+    #[error("{0}")]
+    ManifestTooLarge(String),
+    /// Blobs or child manifests the manifest references are missing from the repository.
+    #[error("manifest references {kind} not present in the repository: {}", .missing.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))]
+    ManifestBlobUnknown {
+        /// "blobs" or "manifests".
+        kind: &'static str,
+        /// The missing digests.
+        missing: Vec<Digest>,
+    },
+    /// The request conflicts with the repository's state (e.g. deleting an index child).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request body failed while streaming.
+    #[error("request body failed: {0}")]
+    Body(String),
+    /// An internal fault (storage or database); details are logged, not shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A result of a service operation.
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+impl From<NameError> for RegistryError {
+    fn from(e: NameError) -> Self {
+        match e {
+            NameError::Name(_) => RegistryError::NameInvalid(e.to_string()),
+            NameError::Tag(_) => RegistryError::TagInvalid(e.to_string()),
+            NameError::Digest(d) => RegistryError::DigestInvalid(d.to_string()),
+        }
+    }
+}
+
+impl From<MetaError> for RegistryError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::RepositoryNotFound(n) => RegistryError::NameUnknown(n),
+            MetaError::MissingBlobs(missing) => RegistryError::ManifestBlobUnknown {
+                kind: "blobs",
+                missing,
+            },
+            MetaError::MissingManifests(missing) => RegistryError::ManifestBlobUnknown {
+                kind: "manifests",
+                missing,
+            },
+            e @ MetaError::Referenced { .. } => RegistryError::Conflict(e.to_string()),
+            e => RegistryError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::BlobNotFound(d) => RegistryError::BlobUnknown(d),
+            StoreError::UploadNotFound(id) => RegistryError::BlobUploadUnknown(id),
+            StoreError::OutOfOrder { current, got } => RegistryError::RangeInvalid { current, got },
+            e @ StoreError::DigestMismatch { .. } => RegistryError::DigestInvalid(e.to_string()),
+            e @ StoreError::UploadBusy(_) => RegistryError::BlobUploadInvalid(e.to_string()),
+            StoreError::Body(m) => RegistryError::Body(m),
+            StoreError::Digest(d) => RegistryError::DigestInvalid(d.to_string()),
+            e @ StoreError::Io(_) => RegistryError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<ManifestError> for RegistryError {
+    fn from(e: ManifestError) -> Self {
+        match e {
+            ManifestError::TooLarge(_) => RegistryError::ManifestTooLarge(e.to_string()),
+            ManifestError::Digest(_) => RegistryError::DigestInvalid(e.to_string()),
+            e => RegistryError::ManifestInvalid(e.to_string()),
+        }
+    }
+}
+
+/// The result of storing a manifest.
+#[derive(Debug, Clone)]
+pub struct PutManifest {
+    /// The digest of the bytes stored.
+    pub digest: Digest,
+    /// The manifest's `subject`, if any (returned as `OCI-Subject`).
+    pub subject: Option<Digest>,
+}
+
+/// The registry service. Cheap to clone (all state behind `Arc`).
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<dyn BlobStore>,
+    meta: Arc<dyn MetaStore>,
+    cfg: Arc<RegistryConfig>,
+}
+
+impl Registry {
+    /// Composes a registry from a blob store and a metadata store.
+    pub fn new(
+        store: Arc<dyn BlobStore>,
+        meta: Arc<dyn MetaStore>,
+        cfg: RegistryConfig,
+    ) -> Registry {
+        Registry {
+            store,
+            meta,
+            cfg: Arc::new(cfg),
+        }
+    }
+
+    /// The blob store (for metrics).
+    pub fn store(&self) -> &Arc<dyn BlobStore> {
+        &self.store
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.cfg
+    }
+
+    async fn require_repository(&self, repo: &RepositoryName) -> Result<()> {
+        if self.meta.repository_exists(repo).await? {
+            Ok(())
+        } else {
+            Err(RegistryError::NameUnknown(repo.to_string()))
+        }
+    }
+
+    // ---- blobs (spec § Pulling blobs, § Checking if content exists) ----
+
+    /// Size of a blob linked to `repo`. Errors: [`RegistryError::BlobUnknown`].
+    pub async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<u64> {
+        self.meta
+            .linked_blob(repo, digest)
+            .await?
+            .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
+    }
+
+    /// Opens a blob linked to `repo`. Errors: [`RegistryError::BlobUnknown`].
+    pub async fn open_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<BlobContent> {
+        self.blob_size(repo, digest).await?;
+        Ok(self.store.open(digest).await?)
+    }
+
+    /// Unlinks a blob from `repo` (spec § Deleting blobs). Bytes stay in storage until
+    /// garbage collection, since other repositories may link them.
+    pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        if self.meta.unlink_blob(repo, digest).await? {
+            Ok(())
+        } else {
+            Err(RegistryError::BlobUnknown(digest.clone()))
+        }
+    }
+
+    // ---- uploads (spec § Pushing blobs) ----
+
+    /// Starts an upload session in `repo`; returns its ID.
+    /// Errors: [`RegistryError::NameUnknown`] when creation on push is off and `repo` is missing.
+    pub async fn start_upload(&self, repo: &RepositoryName) -> Result<String> {
+        if !self.cfg.create_on_push {
+            self.require_repository(repo).await?;
+        }
+        Ok(self.store.create_upload(repo.as_str()).await?)
+    }
+
+    /// State of an upload session of `repo`. Errors: [`RegistryError::BlobUploadUnknown`].
+    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
+        let st = self.store.upload_status(id).await?;
+        if st.owner != repo.as_str() {
+            return Err(RegistryError::BlobUploadUnknown(id.to_string()));
+        }
+        Ok(st)
+    }
+
+    /// Appends a chunk at `offset` (the current end if `None`); returns the new size.
+    /// Errors: [`RegistryError::RangeInvalid`] for an out-of-order chunk.
+    pub async fn append_upload(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        offset: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        self.upload_status(repo, id).await?;
+        Ok(self.store.append(id, offset, body).await?)
+    }
+
+    /// Appends an optional last chunk, verifies the digest, commits the blob and links it
+    /// to `repo`. Errors: [`RegistryError::DigestInvalid`] if the bytes hash to another digest
+    /// (the session stays open so the client may retry).
+    pub async fn complete_upload(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        digest: &Digest,
+        body: Option<ByteStream>,
+    ) -> Result<u64> {
+        self.upload_status(repo, id).await?;
+        if let Some(body) = body {
+            self.store.append(id, None, body).await?;
+        }
+        let size = self.store.commit(id, digest).await?;
+        self.meta
+            .link_blob(repo, digest, size, self.cfg.create_on_push)
+            .await?;
+        Ok(size)
+    }
+
+    /// Cancels an upload session (spec § Canceling an upload).
+    pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
+        self.upload_status(repo, id).await?;
+        Ok(self.store.cancel(id).await?)
+    }
+
+    /// A single-request upload (`POST ?digest=`, spec § Single POST): stores `body` as
+    /// blob `digest` in `repo`. On a digest mismatch nothing is stored.
+    pub async fn upload_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        body: ByteStream,
+    ) -> Result<u64> {
+        let id = self.start_upload(repo).await?;
+        let result = self.complete_upload(repo, &id, digest, Some(body)).await;
+        if result.is_err() {
+            let _ = self.store.cancel(&id).await;
+        }
+        result
+    }
+
+    /// Mounts a blob from repository `from` into `repo` (spec § Mounting a blob from another
+    /// repository). Returns the size if mounted, `None` if `from` does not have the blob
+    /// (the caller then starts a normal upload).
+    pub async fn mount_blob(
+        &self,
+        repo: &RepositoryName,
+        from: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>> {
+        let Some(size) = self.meta.linked_blob(from, digest).await? else {
+            return Ok(None);
+        };
+        if self.store.stat(digest).await?.is_none() {
+            return Ok(None);
+        }
+        self.meta
+            .link_blob(repo, digest, size, self.cfg.create_on_push)
+            .await?;
+        Ok(Some(size))
+    }
+
+    /// Removes upload sessions idle longer than the configured expiry; returns how many.
+    pub async fn expire_uploads(&self) -> Result<usize> {
+        Ok(self.store.expire_uploads(self.cfg.upload_expiry).await?)
+    }
+
+    // ---- manifests (spec § Pushing manifests, § Pulling manifests) ----
+
+    /// Stores a manifest under `reference` (a tag, or the digest it must hash to).
+    /// `content_type` is the request's `Content-Type`. The digest is computed from `body`
+    /// with sha256, or with the algorithm of a digest reference.
+    /// Errors: [`RegistryError::ManifestInvalid`], [`RegistryError::DigestInvalid`],
+    /// [`RegistryError::ManifestBlobUnknown`], [`RegistryError::NameUnknown`].
+    pub async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<PutManifest> {
+        let parsed = ParsedManifest::parse(content_type, &body)?;
+        let (digest, tag) = match reference {
+            Reference::Digest(want) => {
+                let got = want.recompute(&body);
+                if &got != want {
+                    return Err(RegistryError::DigestInvalid(format!(
+                        "manifest body has digest {got}, not the {want} given in the URL"
+                    )));
+                }
+                (got, None)
+            }
+            Reference::Tag(t) => (Digest::sha256_of(&body), Some(t)),
+        };
+        self.meta
+            .put_manifest(repo, &digest, &parsed, &body, tag, self.cfg.create_on_push)
+            .await?;
+        Ok(PutManifest {
+            digest,
+            subject: parsed.subject.map(|s| s.digest),
+        })
+    }
+
+    /// A manifest by tag or digest. Errors: [`RegistryError::ManifestUnknown`] (or
+    /// [`RegistryError::NameUnknown`] when the repository does not exist).
+    pub async fn get_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<ManifestRow> {
+        let row = match reference {
+            Reference::Tag(t) => self.meta.manifest_by_tag(repo, t).await?,
+            Reference::Digest(d) => self.meta.manifest_by_digest(repo, d).await?,
+        };
+        match row {
+            Some(r) => Ok(r),
+            None => Err(self.manifest_unknown(repo, reference).await),
+        }
+    }
+
+    /// A manifest's digest, media type and size without its body (for HEAD).
+    pub async fn head_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<ManifestHead> {
+        let row = match reference {
+            Reference::Tag(t) => self.meta.manifest_head_by_tag(repo, t).await?,
+            Reference::Digest(d) => self.meta.manifest_head_by_digest(repo, d).await?,
+        };
+        match row {
+            Some(r) => Ok(r),
+            None => Err(self.manifest_unknown(repo, reference).await),
+        }
+    }
+
+    async fn manifest_unknown(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> RegistryError {
+        match self.meta.repository_exists(repo).await {
+            Ok(false) => RegistryError::NameUnknown(repo.to_string()),
+            Ok(true) => RegistryError::ManifestUnknown(reference.to_string()),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Deletes by digest (the manifest and every tag on it) or by tag (only the tag),
+    /// spec § Deleting manifests / § Deleting tags.
+    /// Errors: [`RegistryError::ManifestUnknown`], [`RegistryError::Conflict`] when an index
+    /// in the repository still references the manifest.
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<()> {
+        let found = match reference {
+            Reference::Digest(d) => self.meta.delete_manifest(repo, d).await?,
+            Reference::Tag(t) => self.meta.delete_tag(repo, t).await?,
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(self.manifest_unknown(repo, reference).await)
+        }
+    }
+
+    /// The children of an image index with their platforms.
+    pub async fn index_children(
+        &self,
+        repo: &RepositoryName,
+        index: &Digest,
+    ) -> Result<Vec<IndexChild>> {
+        Ok(self.meta.index_children(repo, index).await?)
+    }
+
+    // ---- content discovery (spec § Content discovery) ----
+
+    /// Up to `n` tags after `last`, in lexical order. Errors: [`RegistryError::NameUnknown`].
+    pub async fn list_tags(
+        &self,
+        repo: &RepositoryName,
+        last: Option<&str>,
+        n: u32,
+    ) -> Result<Vec<String>> {
+        let tags = self.meta.list_tags(repo, last, n).await?;
+        if tags.is_empty() {
+            self.require_repository(repo).await?;
+        }
+        Ok(tags)
+    }
+
+    /// Up to `n` repository names after `last`, in lexical order.
+    pub async fn catalog(&self, last: Option<&str>, n: u32) -> Result<Vec<String>> {
+        Ok(self.meta.list_repositories(last, n).await?)
+    }
+
+    /// Manifests whose `subject` is `subject`, optionally filtered by artifact type
+    /// (spec § Listing referrers). An unknown subject gives an empty list.
+    pub async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        let list = self.meta.referrers(repo, subject, artifact_type).await?;
+        if list.is_empty() {
+            self.require_repository(repo).await?;
+        }
+        Ok(list)
+    }
+}

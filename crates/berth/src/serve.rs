@@ -1,0 +1,196 @@
+//! `berth serve`: wiring of storage, metadata, the service and the HTTP app; logging,
+//! metrics, the upload janitor, and graceful shutdown.
+
+use crate::config::{LogFormat, Settings};
+use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use berth_meta::SqliteMeta;
+use berth_oci_api::RouteLabel;
+use berth_registry::{Registry, RegistryConfig};
+use berth_store::FsStore;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn init_logging(s: &Settings) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&s.log_level)
+        .with_context(|| format!("bad log filter {:?}", s.log_level))?;
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match s.log_format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+    Ok(())
+}
+
+fn init_metrics() -> anyhow::Result<PrometheusHandle> {
+    let buckets = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("berth_http_request_duration_seconds".into()),
+            &buckets,
+        )?
+        .install_recorder()
+        .context("installing the metrics recorder")
+}
+
+/// Records requests by route, method and status with a latency histogram.
+async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    let route = resp
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|r| r.0)
+        .unwrap_or("ops");
+    let status = resp.status().as_u16().to_string();
+    let labels = [
+        ("route", route.to_string()),
+        ("method", method),
+        ("status", status),
+    ];
+    metrics::counter!("berth_http_requests_total", &labels).increment(1);
+    metrics::histogram!("berth_http_request_duration_seconds", &labels[..2])
+        .record(start.elapsed().as_secs_f64());
+    resp
+}
+
+#[derive(Clone)]
+struct Ops {
+    registry: Registry,
+    metrics: PrometheusHandle,
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(ops): State<Ops>) -> Response {
+    match ops.registry.catalog(None, 1).await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+    }
+}
+
+async fn metrics_endpoint(State(ops): State<Ops>) -> String {
+    if let Some(b) = ops.registry.store().stored_bytes() {
+        metrics::gauge!("berth_stored_bytes").set(b as f64);
+    }
+    ops.metrics.render()
+}
+
+/// The whole HTTP app: `/v2/` plus operations endpoints, with metrics and tracing layers.
+fn app(registry: Registry, metrics: PrometheusHandle) -> Router {
+    let ops = Ops {
+        registry: registry.clone(),
+        metrics,
+    };
+    let ops_routes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_endpoint))
+        .with_state(ops);
+    berth_oci_api::router(registry)
+        .merge(ops_routes)
+        .layer(axum::middleware::from_fn(track))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests in flight (up to 30 s)");
+}
+
+/// Runs the registry until SIGTERM or Ctrl-C.
+pub async fn run(s: Settings) -> anyhow::Result<()> {
+    init_logging(&s)?;
+    let metrics = init_metrics()?;
+    std::fs::create_dir_all(&s.data_dir)
+        .with_context(|| format!("creating data directory {}", s.data_dir.display()))?;
+    let store = FsStore::open(&s.data_dir)
+        .with_context(|| format!("opening blob storage in {}", s.data_dir.display()))?;
+    let meta = SqliteMeta::open(&s.data_dir.join("metadata.db"))
+        .await
+        .context("opening metadata database")?;
+    let meta = Arc::new(meta);
+    let registry = Registry::new(
+        Arc::new(store),
+        meta.clone(),
+        RegistryConfig {
+            create_on_push: s.create_on_push,
+            upload_expiry: s.upload_expiry,
+        },
+    );
+
+    // Janitor: cancel idle upload sessions and remove their data.
+    let janitor = {
+        let registry = registry.clone();
+        let every = (s.upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match registry.expire_uploads().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "removed idle upload sessions"),
+                    Err(e) => tracing::warn!(error = %e, "expiring upload sessions failed"),
+                }
+            }
+        })
+    };
+
+    let listener = tokio::net::TcpListener::bind(s.listen)
+        .await
+        .with_context(|| format!("binding {}", s.listen))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %s.data_dir.display(),
+        "berth is serving the OCI Distribution API on /v2/"
+    );
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app(registry, metrics)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = sig_tx.send(());
+    });
+    // Graceful shutdown waits for requests in flight, but not forever.
+    let deadline = async move {
+        if sig_rx.await.is_ok() {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = server.into_future() => r.context("serving HTTP")?,
+        _ = deadline => tracing::warn!("shutdown deadline passed; exiting with requests still in flight"),
+    }
+    janitor.abort();
+    meta.close().await;
+    Ok(())
+}
