@@ -231,7 +231,12 @@ async fn get_manifest(
     } else {
         let m = reg.get_manifest(name, r).await?;
         let size = m.body.len() as u64;
-        (m.digest, m.media_type, size, Bytes::from(m.body))
+        (
+            m.digest.clone(),
+            m.media_type.clone(),
+            size,
+            Bytes::copy_from_slice(&m.body),
+        )
     };
     // A tag resolved to a type the client cannot read: say so rather than send it
     // (as distribution does). Pulls by digest always answer.

@@ -17,6 +17,8 @@
 
 #![deny(missing_docs)]
 
+pub mod cache;
+
 use berth_core::{Digest, ManifestError, NameError, ParsedManifest, Reference, RepositoryName};
 use berth_meta::{IndexChild, ManifestHead, ManifestRow, MetaError, MetaStore, Referrer};
 use berth_store::{BlobContent, BlobStore, ByteStream, StoreError, UploadStatus};
@@ -35,6 +37,9 @@ pub struct RegistryConfig {
     pub create_on_push: bool,
     /// Upload sessions idle longer than this are cancelled and their data removed.
     pub upload_expiry: Duration,
+    /// Cache manifest lookups in memory ([`cache::ManifestCache`]). Only correct when this
+    /// process is the sole writer of the metadata store (the embedded SQLite default).
+    pub manifest_cache: bool,
 }
 
 impl Default for RegistryConfig {
@@ -42,6 +47,7 @@ impl Default for RegistryConfig {
         RegistryConfig {
             create_on_push: true,
             upload_expiry: Duration::from_secs(3600),
+            manifest_cache: true,
         }
     }
 }
@@ -182,6 +188,7 @@ pub struct Registry {
     store: Arc<dyn BlobStore>,
     meta: Arc<dyn MetaStore>,
     cfg: Arc<RegistryConfig>,
+    cache: Option<Arc<cache::ManifestCache>>,
 }
 
 impl Registry {
@@ -191,10 +198,14 @@ impl Registry {
         meta: Arc<dyn MetaStore>,
         cfg: RegistryConfig,
     ) -> Registry {
+        let cache = cfg
+            .manifest_cache
+            .then(|| Arc::new(cache::ManifestCache::default()));
         Registry {
             store,
             meta,
             cfg: Arc::new(cfg),
+            cache,
         }
     }
 
@@ -371,9 +382,13 @@ impl Registry {
             }
             Reference::Tag(t) => (Digest::sha256_of(&body), Some(t)),
         };
-        self.meta
+        let stored = self
+            .meta
             .put_manifest(repo, &digest, &parsed, &body, tag, self.cfg.create_on_push)
-            .await?;
+            .await;
+        // Invalidate even on failure: the transaction may have committed before an error.
+        self.invalidate_cache();
+        stored?;
         Ok(PutManifest {
             digest,
             subject: parsed.subject.map(|s| s.digest),
@@ -386,14 +401,34 @@ impl Registry {
         &self,
         repo: &RepositoryName,
         reference: &Reference,
-    ) -> Result<ManifestRow> {
+    ) -> Result<Arc<ManifestRow>> {
+        let key = reference.to_string();
+        let generation = match &self.cache {
+            Some(c) => match c.get(repo.as_str(), &key) {
+                Some(hit) => return Ok(hit),
+                None => c.generation(),
+            },
+            None => 0,
+        };
         let row = match reference {
             Reference::Tag(t) => self.meta.manifest_by_tag(repo, t).await?,
             Reference::Digest(d) => self.meta.manifest_by_digest(repo, d).await?,
         };
         match row {
-            Some(r) => Ok(r),
+            Some(r) => {
+                let r = Arc::new(r);
+                if let Some(c) = &self.cache {
+                    c.insert(generation, repo.as_str(), &key, r.clone());
+                }
+                Ok(r)
+            }
             None => Err(self.manifest_unknown(repo, reference).await),
+        }
+    }
+
+    fn invalidate_cache(&self) {
+        if let Some(c) = &self.cache {
+            c.invalidate();
         }
     }
 
@@ -403,6 +438,17 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<ManifestHead> {
+        if let Some(hit) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(repo.as_str(), &reference.to_string()))
+        {
+            return Ok(ManifestHead {
+                digest: hit.digest.clone(),
+                media_type: hit.media_type.clone(),
+                size: hit.body.len() as u64,
+            });
+        }
         let row = match reference {
             Reference::Tag(t) => self.meta.manifest_head_by_tag(repo, t).await?,
             Reference::Digest(d) => self.meta.manifest_head_by_digest(repo, d).await?,
@@ -435,9 +481,11 @@ impl Registry {
         reference: &Reference,
     ) -> Result<()> {
         let found = match reference {
-            Reference::Digest(d) => self.meta.delete_manifest(repo, d).await?,
-            Reference::Tag(t) => self.meta.delete_tag(repo, t).await?,
+            Reference::Digest(d) => self.meta.delete_manifest(repo, d).await,
+            Reference::Tag(t) => self.meta.delete_tag(repo, t).await,
         };
+        self.invalidate_cache();
+        let found = found?;
         if found {
             Ok(())
         } else {

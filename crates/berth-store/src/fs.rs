@@ -24,7 +24,7 @@
 
 use crate::{BlobContent, BlobStore, ByteStream, Result, StoreError, UploadStatus};
 use berth_core::{Algorithm, Digest, Hasher};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -34,7 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// Depth of the channel between the request body and the writer thread, in chunks.
-const CHANNEL_DEPTH: usize = 8;
+const CHANNEL_DEPTH: usize = 2;
+/// Size of the buffers handed to the writer thread, in bytes.
+const WRITE_CHUNK: usize = 1 << 20;
 /// Buffer size for rereading files, in bytes.
 const READ_BUF: usize = 1 << 20;
 
@@ -266,12 +268,24 @@ impl BlobStore for FsStore {
                 }
                 Ok((hasher, written))
             });
+        // Coalesce the body's small frames (hyper yields a few KiB at a time) into
+        // WRITE_CHUNK buffers: one channel hop, one write and one hash call per MiB
+        // instead of per frame. This costs one memcpy and saves most of the CPU time.
         let mut body_err = None;
+        let mut buf = BytesMut::new();
         while let Some(item) = body.next().await {
             match item {
-                Ok(chunk) if chunk.is_empty() => {}
                 Ok(chunk) => {
-                    if tx.send(chunk).await.is_err() {
+                    let ready = if buf.is_empty() && chunk.len() >= WRITE_CHUNK {
+                        chunk
+                    } else {
+                        buf.extend_from_slice(&chunk);
+                        if buf.len() < WRITE_CHUNK {
+                            continue;
+                        }
+                        buf.split().freeze()
+                    };
+                    if tx.send(ready).await.is_err() {
                         break; // the writer failed; its error is reported below
                     }
                 }
@@ -280,6 +294,9 @@ impl BlobStore for FsStore {
                     break;
                 }
             }
+        }
+        if !buf.is_empty() {
+            let _ = tx.send(buf.freeze()).await;
         }
         drop(tx);
         let (hasher, written) = writer.await.map_err(join_err)??;

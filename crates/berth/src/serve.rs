@@ -142,6 +142,8 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         RegistryConfig {
             create_on_push: s.create_on_push,
             upload_expiry: s.upload_expiry,
+            // The embedded SQLite database has one writer: this process.
+            manifest_cache: true,
         },
     );
 
