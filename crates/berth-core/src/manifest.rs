@@ -209,7 +209,11 @@ impl ParsedManifest {
                 blobs: Vec::new(),
                 children,
                 subject: idx.subject().as_ref().map(descriptor).transpose()?,
-                artifact_type: idx.artifact_type().as_ref().map(|a| a.to_string()),
+                artifact_type: idx
+                    .artifact_type()
+                    .as_ref()
+                    .map(|a| a.to_string())
+                    .filter(|a| !a.is_empty()),
                 annotations: idx
                     .annotations()
                     .clone()
@@ -228,10 +232,12 @@ impl ParsedManifest {
                     blobs.push(descriptor(l)?);
                 }
             }
+            // § Listing referrers: an empty artifactType counts as absent.
             let artifact_type = m
                 .artifact_type()
                 .as_ref()
                 .map(|a| a.to_string())
+                .filter(|a| !a.is_empty())
                 .or_else(|| Some(m.config().media_type().to_string()));
             Ok(ParsedManifest {
                 media_type,

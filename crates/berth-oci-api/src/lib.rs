@@ -72,7 +72,10 @@ async fn handle(
             "unknown",
             Err(OciError::new(
                 StatusCode::NOT_FOUND,
-                "NOT_FOUND",
+                // spec § Error Codes: a JSON error's code "MUST be one of" code-1…code-14;
+                // none names a missing route, UNSUPPORTED ("the operation is
+                // unsupported") is the closest.
+                "UNSUPPORTED",
                 format!("no endpoint at {}", uri.path()),
             )),
         ),
@@ -153,7 +156,9 @@ fn pagination(params: &Params) -> Result<(Option<u32>, Option<&str>), OciError> 
         Some(v) => Some(v.parse::<u32>().map_err(|_| {
             OciError::new(
                 StatusCode::BAD_REQUEST,
-                "PAGINATION_NUMBER_INVALID",
+                // spec § Error Codes allows only code-1…code-14 in a JSON error, so not
+                // distribution's PAGINATION_NUMBER_INVALID; the message says what to fix.
+                "UNSUPPORTED",
                 format!("n={v:?} is not a non-negative integer"),
             )
         })?),
@@ -317,24 +322,33 @@ fn byte_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
         return Ok(None);
     };
     let (a, b) = (a.trim(), b.trim());
+    // RFC 9110 § 14.1.1/14.2: a syntactically invalid range (non-numbers, last < first) is
+    // ignored and the whole blob served; a valid one that selects no byte is unsatisfiable.
     let (start, end) = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
-        if n == 0 {
+        let Ok(n) = b.parse::<u64>() else {
+            return Ok(None);
+        };
+        if n == 0 || len == 0 {
             return Err(());
         }
-        (len.saturating_sub(n), len.saturating_sub(1))
+        (len.saturating_sub(n), len - 1)
     } else {
-        let s: u64 = a.parse().map_err(|_| ())?;
-        let e: u64 = if b.is_empty() {
-            len.saturating_sub(1)
-        } else {
-            b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))
+        let Ok(s) = a.parse::<u64>() else {
+            return Ok(None);
         };
-        (s, e)
+        let e = if b.is_empty() {
+            u64::MAX
+        } else {
+            match b.parse::<u64>() {
+                Ok(e) if e >= s => e,
+                _ => return Ok(None),
+            }
+        };
+        if s >= len {
+            return Err(());
+        }
+        (s, e.min(len - 1))
     };
-    if len == 0 || start >= len || start > end {
-        return Err(());
-    }
     Ok(Some((start, end)))
 }
 
@@ -457,9 +471,8 @@ fn body_stream(body: Body) -> ByteStream {
     body.into_data_stream()
         .map(move |r| {
             let _keep = &guard;
-            r.map(|b| {
+            r.inspect(|b| {
                 metrics::counter!("berth_bytes_received_total").increment(b.len() as u64);
-                b
             })
             .map_err(|e| e.to_string())
         })
