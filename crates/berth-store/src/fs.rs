@@ -11,10 +11,11 @@
 //! ```
 //!
 //! Every path is built by [`FsStore::blob_path`] or [`FsStore::upload_dir`].
-//! Durability (DESIGN.md invariant 3): a commit fsyncs the upload's data file, renames it
-//! into `blobs/` (atomic on one filesystem) and fsyncs the destination directory, so a
-//! crash leaves either no blob or the whole verified blob. Upload data lives on the same
-//! filesystem as `blobs/`, so a commit never copies bytes.
+//! Durability (DESIGN.md invariant 3): a commit fsyncs the upload's data file, links it
+//! into `blobs/` (atomic on one filesystem; rename where hard links are unsupported) and
+//! fsyncs the destination directory, so a crash leaves either no blob or the whole
+//! verified blob. Upload data lives on the same filesystem as `blobs/`, so a commit
+//! never copies bytes.
 //!
 //! Uploads stream: the request body is handed chunk by chunk over a bounded channel to a
 //! blocking thread that writes and hashes it, so memory per upload is bounded by the
@@ -133,9 +134,31 @@ fn install(src: &Path, dst: &Path, len: u64, stored: &AtomicU64) -> std::io::Res
         return Ok(());
     }
     let parent = dst.parent().expect("blob path has a parent");
-    std::fs::create_dir_all(parent)?;
-    std::fs::rename(src, dst)?;
+    if !parent.is_dir() {
+        std::fs::create_dir_all(parent)?;
+        // The new `<hh>` (and, for the first blob, `<alg>` and `blobs`) directory
+        // entries must be durable too: fsyncing only `<hh>` below would let a power loss
+        // drop the whole directory, and with it a blob already acknowledged (DESIGN.md
+        // invariant 3). At most 256 times per algorithm, so the cost does not matter.
+        for dir in parent.ancestors().skip(1).take(3) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+    }
+    // Link, not rename: link(2) refuses to replace an existing `dst`, so when concurrent
+    // commits of the same content race past the `exists` check above, exactly one
+    // installs the blob and counts its bytes (a rename silently replaced the first copy
+    // and `stored` counted the blob once per racer).
+    match std::fs::hard_link(src, dst) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(src);
+            return Ok(());
+        }
+        // A filesystem without hard links: rename (may replace an identical copy).
+        Err(_) => std::fs::rename(src, dst)?,
+    }
     std::fs::File::open(parent)?.sync_all()?;
+    let _ = std::fs::remove_file(src);
     stored.fetch_add(len, Ordering::Relaxed);
     Ok(())
 }
@@ -272,21 +295,22 @@ impl BlobStore for FsStore {
         // WRITE_CHUNK buffers: one channel hop, one write and one hash call per MiB
         // instead of per frame. This costs one memcpy and saves most of the CPU time.
         let mut body_err = None;
-        let mut buf = BytesMut::new();
-        while let Some(item) = body.next().await {
+        let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
+        'body: while let Some(item) = body.next().await {
             match item {
-                Ok(chunk) => {
-                    let ready = if buf.is_empty() && chunk.len() >= WRITE_CHUNK {
-                        chunk
-                    } else {
-                        buf.extend_from_slice(&chunk);
-                        if buf.len() < WRITE_CHUNK {
-                            continue;
+                Ok(mut chunk) => {
+                    // Fill exactly WRITE_CHUNK, then hand over a fresh buffer, so each
+                    // upload holds at most CHANNEL_DEPTH + 2 buffers of exactly 1 MiB.
+                    while !chunk.is_empty() {
+                        let take = (WRITE_CHUNK - buf.len()).min(chunk.len());
+                        buf.extend_from_slice(&chunk.split_to(take));
+                        if buf.len() == WRITE_CHUNK {
+                            let full =
+                                std::mem::replace(&mut buf, BytesMut::with_capacity(WRITE_CHUNK));
+                            if tx.send(full.freeze()).await.is_err() {
+                                break 'body; // the writer failed; its error is reported below
+                            }
                         }
-                        buf.split().freeze()
-                    };
-                    if tx.send(ready).await.is_err() {
-                        break; // the writer failed; its error is reported below
                     }
                 }
                 Err(e) => {
