@@ -28,7 +28,7 @@ pub enum ManifestError {
         reason: String,
     },
     /// The media type is not one Berth stores.
-    #[error("unsupported manifest media type {0:?}")]
+    #[error("unsupported manifest media type {0:?}: Berth stores OCI image manifests and indexes and Docker schema2 manifests and manifest lists (Docker schema1 is not supported)")]
     UnsupportedMediaType(String),
     /// The `mediaType` in the body disagrees with the request's `Content-Type`.
     #[error("manifest mediaType {body:?} does not match Content-Type {header:?}")]
@@ -159,6 +159,15 @@ impl ParsedManifest {
             reason: e.to_string(),
         })?;
         let header = content_type.split(';').next().unwrap_or("").trim();
+        // A specific Content-Type that is not a manifest type (Docker schema1, OCI artifact
+        // manifest, anything else) is refused by name; generic ones defer to the body.
+        let generic = matches!(
+            header,
+            "" | "application/json" | "application/octet-stream" | "text/plain"
+        );
+        if !generic && !mt::is_manifest(header) {
+            return Err(ManifestError::UnsupportedMediaType(header.to_string()));
+        }
         let media_type = if mt::is_manifest(header) {
             if let Some(body_mt) = &probe.media_type {
                 if body_mt != header {
@@ -336,6 +345,14 @@ mod tests {
             Err(ManifestError::MediaTypeMismatch { .. })
         ));
         assert!(ParsedManifest::parse(mt::OCI_MANIFEST, b"not json").is_err());
+        // Docker schema1 is named as unsupported, not reported as a bad schemaVersion.
+        assert!(matches!(
+            ParsedManifest::parse(
+                "application/vnd.docker.distribution.manifest.v1+prettyjws",
+                br#"{"schemaVersion":1}"#
+            ),
+            Err(ManifestError::UnsupportedMediaType(_))
+        ));
         assert!(ParsedManifest::parse(mt::OCI_MANIFEST, br#"{"schemaVersion":2}"#).is_err());
         assert!(ParsedManifest::parse(
             "",

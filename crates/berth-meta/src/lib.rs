@@ -30,6 +30,18 @@ pub enum MetaError {
     /// An index references manifests not stored in the repository.
     #[error("image index references manifests unknown to the repository: {0:?}")]
     MissingManifests(Vec<Digest>),
+    /// A descriptor's `size` disagrees with the stored content it points at.
+    #[error(
+        "descriptor for {digest} says size {declared}, but the stored content has {actual} bytes"
+    )]
+    SizeMismatch {
+        /// The referenced digest.
+        digest: Digest,
+        /// The size the descriptor declares.
+        declared: u64,
+        /// The stored size.
+        actual: u64,
+    },
     /// A manifest cannot be deleted while an index in the repository references it.
     #[error("manifest {child} is referenced by image index {parent}; delete the index first")]
     Referenced {

@@ -70,7 +70,7 @@ impl From<RegistryError> for OciError {
         use RegistryError as E;
         let msg = e.to_string();
         let (status, code) = match &e {
-            E::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+            E::NameUnknown(_) | E::NotCreatedOnPush(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
             E::NameInvalid(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
             E::TagInvalid(_) => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
             E::BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),

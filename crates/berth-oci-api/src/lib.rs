@@ -172,38 +172,51 @@ fn pagination(params: &Params) -> Result<(Option<u32>, Option<&str>), OciError> 
     ))
 }
 
-/// Adds `Link: <path?n=N&last=LAST>; rel="next"` when a page came back full.
-fn with_next_link(mut resp: Response, path: &str, n: Option<u32>, items: &[String]) -> Response {
-    if let (Some(n), Some(last)) = (n, items.last()) {
-        if n > 0 && items.len() as u32 == n {
-            resp.headers_mut().insert(
-                header::LINK,
-                hv(&format!("<{path}?n={n}&last={last}>; rel=\"next\"")),
-            );
-        }
+/// Fetch limit for a page of `n`: one extra item tells whether another page exists.
+fn fetch_limit(n: Option<u32>) -> u32 {
+    n.map_or(u32::MAX, |n| n.saturating_add(1))
+}
+
+/// Cuts `items` (fetched with [`fetch_limit`]) to `n` and adds
+/// `Link: <path?n=N&last=LAST>; rel="next"` only when more items follow.
+fn paginate(
+    path: &str,
+    n: Option<u32>,
+    mut items: Vec<String>,
+) -> (Vec<String>, Option<HeaderValue>) {
+    let Some(n) = n else { return (items, None) };
+    if items.len() as u64 <= n as u64 {
+        return (items, None);
+    }
+    items.truncate(n as usize);
+    let link = items
+        .last()
+        .map(|last| hv(&format!("<{path}?n={n}&last={last}>; rel=\"next\"")));
+    (items, link)
+}
+
+fn listing(body: serde_json::Value, link: Option<HeaderValue>) -> Response {
+    let mut resp = json(StatusCode::OK, body);
+    if let Some(l) = link {
+        resp.headers_mut().insert(header::LINK, l);
     }
     resp
 }
 
 async fn catalog(reg: &Registry, params: &Params) -> Res {
     let (n, last) = pagination(params)?;
-    let repos = reg.catalog(last, n.unwrap_or(u32::MAX)).await?;
-    let resp = json(StatusCode::OK, serde_json::json!({ "repositories": repos }));
-    Ok(with_next_link(resp, "/v2/_catalog", n, &repos))
+    let repos = reg.catalog(last, fetch_limit(n)).await?;
+    let (repos, link) = paginate("/v2/_catalog", n, repos);
+    Ok(listing(serde_json::json!({ "repositories": repos }), link))
 }
 
 async fn tags(reg: &Registry, name: &RepositoryName, params: &Params) -> Res {
     let (n, last) = pagination(params)?;
-    let tags = reg.list_tags(name, last, n.unwrap_or(u32::MAX)).await?;
-    let resp = json(
-        StatusCode::OK,
+    let tags = reg.list_tags(name, last, fetch_limit(n)).await?;
+    let (tags, link) = paginate(&format!("/v2/{name}/tags/list"), n, tags);
+    Ok(listing(
         serde_json::json!({ "name": name.as_str(), "tags": tags }),
-    );
-    Ok(with_next_link(
-        resp,
-        &format!("/v2/{name}/tags/list"),
-        n,
-        &tags,
+        link,
     ))
 }
 

@@ -199,12 +199,16 @@ impl Resp {
 
 impl Reg {
     async fn new() -> Reg {
+        Reg::with_config(RegistryConfig::default()).await
+    }
+
+    async fn with_config(cfg: RegistryConfig) -> Reg {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::open(dir.path()).unwrap();
         let meta = SqliteMeta::open(&dir.path().join("metadata.db"))
             .await
             .unwrap();
-        let registry = Registry::new(Arc::new(store), Arc::new(meta), RegistryConfig::default());
+        let registry = Registry::new(Arc::new(store), Arc::new(meta), cfg);
         Reg {
             app: berth_oci_api::router(registry),
             dir,
@@ -1931,4 +1935,101 @@ async fn odd_upload_ids_and_queries_are_refused_cleanly() {
     r.check(get("/v2/app/referrers/notadigest"), (400, "DIGEST_INVALID"))
         .await;
     assert!(r.stored_blob_files().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Regressions found by a new user trying the README (each names the case).
+
+/// Regression: a PUT completing an upload with the wrong digest left the session open
+/// with the body appended, so retrying the same PUT with the right digest hashed the body
+/// twice. Now the failed completion ends the session (as distribution does).
+#[tokio::test]
+async fn failed_completion_ends_the_upload_session() {
+    let r = Reg::new().await;
+    let loc = r
+        .check(post("/v2/app/blobs/uploads/"), 202)
+        .await
+        .hdr("location")
+        .unwrap()
+        .to_string();
+    r.check(
+        put(format!("{loc}?digest={}", sha256(b"other"))).octets(&b"hello\n"[..]),
+        (400, "DIGEST_INVALID"),
+    )
+    .await;
+    r.check(get(&loc), (404, "BLOB_UPLOAD_UNKNOWN")).await;
+}
+
+/// Regression: a descriptor whose `size` disagreed with the stored blob was accepted, so
+/// clients failed only when pulling. image-spec descriptor.md: `size` MUST be the exact
+/// byte length; the push is refused with MANIFEST_INVALID naming the digest.
+#[tokio::test]
+async fn descriptor_size_must_match_the_stored_blob() {
+    let r = Reg::new().await;
+    let c = r.blob("app", b"{}").await;
+    let body = manifest(json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": c, "size": 3},
+        "layers": [],
+    }));
+    let resp = r
+        .check(
+            put("/v2/app/manifests/v1").manifest(OCI_MANIFEST, body),
+            (400, "MANIFEST_INVALID"),
+        )
+        .await;
+    let msg = resp.error()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains(&c) && msg.contains("size 3"), "{msg}");
+}
+
+/// Regression: a page that ended exactly at the last tag still carried `Link: rel="next"`
+/// to an empty page. § Listing Tags: the Link header appears only when more results exist.
+#[tokio::test]
+async fn no_next_link_on_the_last_full_page() {
+    let r = Reg::new().await;
+    let body = r.image("app", "a").await;
+    for t in ["a", "b", "c", "d"] {
+        r.push("app", t, OCI_MANIFEST, &body).await;
+    }
+    let first = r.check(get("/v2/app/tags/list?n=2"), 200).await;
+    assert!(next_link(&first).is_some());
+    let last = r.check(get("/v2/app/tags/list?n=2&last=b"), 200).await;
+    assert_eq!(last.json()["tags"], json!(["c", "d"]));
+    last.lacks("link");
+    r.check(get("/v2/_catalog?n=1"), 200).await.lacks("link");
+}
+
+/// Regression: with creation on push turned off, a push failed with a bare "repository
+/// is not known"; the message now says why and what to do.
+#[tokio::test]
+async fn push_without_create_on_push_explains_itself() {
+    let r = Reg::with_config(RegistryConfig {
+        create_on_push: false,
+        ..RegistryConfig::default()
+    })
+    .await;
+    let resp = r
+        .check(post("/v2/team/app/blobs/uploads/"), (404, "NAME_UNKNOWN"))
+        .await;
+    let msg = resp.error()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("create_on_push"), "{msg}");
+}
+
+/// Regression: a Docker schema1 manifest was refused as "schemaVersion must be 2"; it is
+/// now refused by its media type, which tells the user what to change.
+#[tokio::test]
+async fn unsupported_manifest_types_are_named() {
+    let r = Reg::new().await;
+    let resp = r
+        .check(
+            put("/v2/app/manifests/v1").manifest(
+                "application/vnd.docker.distribution.manifest.v1+prettyjws",
+                &br#"{"schemaVersion":1,"name":"app","tag":"v1"}"#[..],
+            ),
+            (400, "MANIFEST_INVALID"),
+        )
+        .await;
+    let msg = resp.error()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("unsupported manifest media type"), "{msg}");
 }

@@ -58,6 +58,9 @@ pub enum RegistryError {
     /// The repository does not exist.
     #[error("repository {0} is not known to the registry")]
     NameUnknown(String),
+    /// A push to a repository that does not exist while creation on push is off.
+    #[error("repository {0} does not exist, and this registry does not create repositories on push (create_on_push = false): create the repository first")]
+    NotCreatedOnPush(String),
     /// The repository name is invalid.
     #[error("{0}")]
     NameInvalid(String),
@@ -143,6 +146,7 @@ impl From<MetaError> for RegistryError {
                 missing,
             },
             e @ MetaError::Referenced { .. } => RegistryError::Conflict(e.to_string()),
+            e @ MetaError::SizeMismatch { .. } => RegistryError::ManifestInvalid(e.to_string()),
             e => RegistryError::Internal(e.to_string()),
         }
     }
@@ -227,6 +231,14 @@ impl Registry {
         }
     }
 
+    /// Maps a metadata error of a push: a missing repository means creation on push is off.
+    fn push_error(e: MetaError) -> RegistryError {
+        match e {
+            MetaError::RepositoryNotFound(n) => RegistryError::NotCreatedOnPush(n),
+            e => e.into(),
+        }
+    }
+
     // ---- blobs (spec § Pulling blobs, § Checking if content exists) ----
 
     /// Size of a blob linked to `repo`. Errors: [`RegistryError::BlobUnknown`].
@@ -240,7 +252,15 @@ impl Registry {
     /// Opens a blob linked to `repo`. Errors: [`RegistryError::BlobUnknown`].
     pub async fn open_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<BlobContent> {
         self.blob_size(repo, digest).await?;
-        Ok(self.store.open(digest).await?)
+        match self.store.open(digest).await {
+            Ok(b) => Ok(b),
+            // Linked in metadata but gone from storage: an operator problem, not the
+            // client's. Answer 500 and log it, never a misleading "unknown blob".
+            Err(StoreError::BlobNotFound(d)) => Err(RegistryError::Internal(format!(
+                "blob {d} is linked to repository {repo} but missing from blob storage"
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Unlinks a blob from `repo` (spec § Deleting blobs). Bytes stay in storage until
@@ -258,8 +278,8 @@ impl Registry {
     /// Starts an upload session in `repo`; returns its ID.
     /// Errors: [`RegistryError::NameUnknown`] when creation on push is off and `repo` is missing.
     pub async fn start_upload(&self, repo: &RepositoryName) -> Result<String> {
-        if !self.cfg.create_on_push {
-            self.require_repository(repo).await?;
+        if !self.cfg.create_on_push && !self.meta.repository_exists(repo).await? {
+            return Err(RegistryError::NotCreatedOnPush(repo.to_string()));
         }
         Ok(self.store.create_upload(repo.as_str()).await?)
     }
@@ -300,10 +320,20 @@ impl Registry {
         if let Some(body) = body {
             self.store.append(id, None, body).await?;
         }
-        let size = self.store.commit(id, digest).await?;
+        let size = match self.store.commit(id, digest).await {
+            Ok(size) => size,
+            Err(e @ StoreError::DigestMismatch { .. }) => {
+                // As distribution does: a failed completion ends the session, so a retry
+                // of the same PUT cannot append the body a second time.
+                let _ = self.store.cancel(id).await;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.meta
             .link_blob(repo, digest, size, self.cfg.create_on_push)
-            .await?;
+            .await
+            .map_err(Self::push_error)?;
         Ok(size)
     }
 
@@ -346,7 +376,8 @@ impl Registry {
         }
         self.meta
             .link_blob(repo, digest, size, self.cfg.create_on_push)
-            .await?;
+            .await
+            .map_err(Self::push_error)?;
         Ok(Some(size))
     }
 
@@ -388,7 +419,7 @@ impl Registry {
             .await;
         // Invalidate even on failure: the transaction may have committed before an error.
         self.invalidate_cache();
-        stored?;
+        stored.map_err(Self::push_error)?;
         Ok(PutManifest {
             digest,
             subject: parsed.subject.map(|s| s.digest),

@@ -38,6 +38,9 @@ use std::time::{Duration, SystemTime};
 const CHANNEL_DEPTH: usize = 2;
 /// Size of the buffers handed to the writer thread, in bytes.
 const WRITE_CHUNK: usize = 1 << 20;
+/// Bytes written between two requests to start writeback (`sync_file_range`), so the
+/// final fsync finds little left to write.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 /// Buffer size for rereading files, in bytes.
 const READ_BUF: usize = 1 << 20;
 
@@ -163,6 +166,27 @@ fn install(src: &Path, dst: &Path, len: u64, stored: &AtomicU64) -> std::io::Res
     Ok(())
 }
 
+/// Asks the kernel to start writing `len` bytes at `offset` of `f` to disk, without
+/// waiting (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`). Durability still comes from
+/// the fsync at commit; this only spreads the disk writes over the upload. No safe
+/// wrapper exists in std, hence the one `unsafe` call; failures are ignored (it is a hint).
+#[cfg(target_os = "linux")]
+fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the fd is valid for the lifetime of `f`; the call only reads its arguments.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_f: &std::fs::File, _offset: u64, _len: u64) {}
+
 fn dir_size(p: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
@@ -276,21 +300,34 @@ impl BlobStore for FsStore {
             _ if current == 0 => Some(Algorithm::Sha256.hasher()),
             _ => None,
         };
+        // Two blocking threads per request, fed the same chunks: one writes (and starts
+        // writeback as it goes), one hashes, so hashing overlaps the kernel's copy into
+        // the page cache instead of adding to it.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-        let writer =
-            tokio::task::spawn_blocking(move || -> std::io::Result<(Option<Hasher>, u64)> {
-                let mut f = std::fs::OpenOptions::new().append(true).open(&data)?;
-                let mut hasher = hasher;
-                let mut written = 0u64;
-                while let Some(chunk) = rx.blocking_recv() {
-                    f.write_all(&chunk)?;
-                    if let Some(h) = hasher.as_mut() {
-                        h.update(&chunk);
-                    }
-                    written += chunk.len() as u64;
+        let (htx, mut hrx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&data)?;
+            let mut written = 0u64;
+            let mut flushed = 0u64;
+            while let Some(chunk) = rx.blocking_recv() {
+                f.write_all(&chunk)?;
+                written += chunk.len() as u64;
+                if written - flushed >= WRITEBACK_EVERY {
+                    start_writeback(&f, current + flushed, written - flushed);
+                    flushed = written;
                 }
-                Ok((hasher, written))
-            });
+            }
+            Ok(written)
+        });
+        let hash_thread = tokio::task::spawn_blocking(move || -> Option<Hasher> {
+            let mut hasher = hasher;
+            while let Some(chunk) = hrx.blocking_recv() {
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&chunk);
+                }
+            }
+            hasher
+        });
         // Coalesce the body's small frames (hyper yields a few KiB at a time) into
         // WRITE_CHUNK buffers: one channel hop, one write and one hash call per MiB
         // instead of per frame. This costs one memcpy and saves most of the CPU time.
@@ -307,7 +344,9 @@ impl BlobStore for FsStore {
                         if buf.len() == WRITE_CHUNK {
                             let full =
                                 std::mem::replace(&mut buf, BytesMut::with_capacity(WRITE_CHUNK));
-                            if tx.send(full.freeze()).await.is_err() {
+                            let full = full.freeze();
+                            if tx.send(full.clone()).await.is_err() || htx.send(full).await.is_err()
+                            {
                                 break 'body; // the writer failed; its error is reported below
                             }
                         }
@@ -320,10 +359,23 @@ impl BlobStore for FsStore {
             }
         }
         if !buf.is_empty() {
-            let _ = tx.send(buf.freeze()).await;
+            let last = buf.freeze();
+            if tx.send(last.clone()).await.is_ok() {
+                let _ = htx.send(last).await;
+            }
         }
-        drop(tx);
-        let (hasher, written) = writer.await.map_err(join_err)??;
+        drop((tx, htx));
+        let written = writer.await.map_err(join_err)?;
+        let hasher = hash_thread.await.map_err(join_err)?;
+        // If the write failed part-way, the hash covers bytes that may not be on disk:
+        // drop it (commit rehashes the file) and report the error.
+        let written = match written {
+            Ok(w) => w,
+            Err(e) => {
+                guard.hasher = None;
+                return Err(e.into());
+            }
+        };
         let size = current + written;
         guard.hasher = hasher.map(|h| (h, size));
         if let Some(e) = body_err {

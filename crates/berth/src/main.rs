@@ -5,9 +5,9 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
-/// Berth: a self-hosted OCI registry with Amazon ECR's features.
+/// Berth: a self-hosted OCI container registry with Amazon ECR's features.
 #[derive(Parser)]
-#[command(name = "berth", version, about)]
+#[command(name = "berth", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 fn init_logging(s: &Settings) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&s.log_level)
         .with_context(|| format!("bad log filter {:?}", s.log_level))?;
+    // Colours only on a terminal: log files and journald get plain text.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match s.log_format {
         LogFormat::Json => b.json().init(),
@@ -121,15 +123,31 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing requests in flight (up to 30 s)");
+    tracing::info!(
+        "shutting down: finishing requests in flight (up to 30 s; signal again to stop now)"
+    );
 }
 
 /// Runs the registry until SIGTERM or Ctrl-C.
 pub async fn run(s: Settings) -> anyhow::Result<()> {
     init_logging(&s)?;
     let metrics = init_metrics()?;
+    // Metrics exist from the start, so dashboards see zeros rather than gaps.
+    metrics::gauge!("berth_uploads_in_progress").set(0.0);
+    metrics::counter!("berth_bytes_received_total").increment(0);
+    metrics::counter!("berth_bytes_sent_total").increment(0);
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating data directory {}", s.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&s.data_dir)?;
+    // One process per data directory: a second one would bypass the manifest cache's
+    // single-writer assumption and race the first on upload sessions.
+    let lock = std::fs::File::create(data_dir.join("berth.lock"))?;
+    lock.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another berth process is using data directory {}; run one server per data directory",
+            data_dir.display()
+        )
+    })?;
     let store = FsStore::open(&s.data_dir)
         .with_context(|| format!("opening blob storage in {}", s.data_dir.display()))?;
     let meta = SqliteMeta::open(&s.data_dir.join("metadata.db"))
@@ -169,30 +187,50 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", s.listen))?;
     tracing::info!(
         listen = %listener.local_addr()?,
-        data_dir = %s.data_dir.display(),
+        data_dir = %data_dir.display(),
+        upload_expiry_secs = s.upload_expiry.as_secs(),
+        create_on_push = s.create_on_push,
         "berth is serving the OCI Distribution API on /v2/"
     );
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    if !s.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %s.listen,
+            "listening beyond loopback: this release has no authentication, so anyone who can reach \
+             this address can push, overwrite and delete; put it behind an authenticating proxy"
+        );
+    }
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app(registry, metrics)).with_graceful_shutdown(async move {
         shutdown_signal().await;
         let _ = sig_tx.send(());
     });
-    // Graceful shutdown waits for requests in flight, but not forever.
+    // Graceful shutdown waits for requests in flight, but not forever: 30 s, or until a
+    // second signal.
     let deadline = async move {
         if sig_rx.await.is_ok() {
-            tokio::time::sleep(Duration::from_secs(30)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(30)) => "the 30 s shutdown deadline passed",
+                _ = shutdown_signal() => "a second signal arrived",
+            }
         } else {
-            std::future::pending::<()>().await;
+            std::future::pending().await
         }
     };
-    tokio::select! {
-        r = server.into_future() => r.context("serving HTTP")?,
-        _ = deadline => tracing::warn!("shutdown deadline passed; exiting with requests still in flight"),
-    }
+    let forced = tokio::select! {
+        r = server.into_future() => { r.context("serving HTTP")?; None }
+        why = deadline => Some(why),
+    };
     janitor.abort();
     meta.close().await;
-    Ok(())
+    drop(lock);
+    match forced {
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Some(why) => anyhow::bail!("stopped with requests still in flight: {why}"),
+    }
 }
