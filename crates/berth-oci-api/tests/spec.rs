@@ -2033,3 +2033,18 @@ async fn unsupported_manifest_types_are_named() {
     let msg = resp.error()["message"].as_str().unwrap().to_string();
     assert!(msg.contains("unsupported manifest media type"), "{msg}");
 }
+
+/// Regression: a blob linked in metadata but missing from storage (an operator deleted
+/// files) was reported to clients as `BLOB_UNKNOWN` and logged nowhere. It is a server
+/// fault: 500, with the cause in the server log only.
+#[tokio::test]
+async fn blob_missing_from_storage_is_a_server_error() {
+    let r = Reg::new().await;
+    let d = r.blob("app", b"precious").await;
+    for f in r.stored_blob_files() {
+        std::fs::remove_file(f).unwrap();
+    }
+    let resp = r.check(get(format!("/v2/app/blobs/{d}")), 500).await;
+    let msg = resp.error()["message"].as_str().unwrap().to_string();
+    assert!(!msg.contains(&d), "internal details leaked: {msg}");
+}
