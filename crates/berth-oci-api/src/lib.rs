@@ -30,8 +30,6 @@ use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use berth_core::manifest::MAX_MANIFEST_BYTES as MANIFEST_LIMIT;
-
 /// Bytes read from disk per chunk when serving a blob.
 const READ_CHUNK: usize = 1 << 20;
 
