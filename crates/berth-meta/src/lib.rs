@@ -71,8 +71,8 @@ pub struct ManifestRow {
     pub digest: Digest,
     /// The media type it was pushed with.
     pub media_type: String,
-    /// The exact bytes pushed.
-    pub body: Vec<u8>,
+    /// The exact bytes pushed (`Bytes`, so serving a cached manifest copies nothing).
+    pub body: bytes::Bytes,
 }
 
 /// A manifest's head: what HEAD returns, without the body.

@@ -134,7 +134,7 @@ impl SqliteMeta {
             Ok(ManifestRow {
                 digest: parse_digest(d)?,
                 media_type,
-                body,
+                body: body.into(),
             })
         })
         .transpose()

@@ -247,12 +247,7 @@ async fn get_manifest(
     } else {
         let m = reg.get_manifest(name, r).await?;
         let size = m.body.len() as u64;
-        (
-            m.digest.clone(),
-            m.media_type.clone(),
-            size,
-            Bytes::copy_from_slice(&m.body),
-        )
+        (m.digest.clone(), m.media_type.clone(), size, m.body.clone())
     };
     // A tag resolved to a type the client cannot read: say so rather than send it
     // (as distribution does). Pulls by digest always answer.

@@ -11,6 +11,7 @@
 //! Assumes this process is the only writer of its metadata, which holds for the embedded
 //! SQLite default. A shared-database deployment must not enable it (see `RegistryConfig`).
 
+use berth_core::{Reference, RepositoryName};
 use berth_meta::ManifestRow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,11 +20,16 @@ use std::sync::{Arc, RwLock};
 /// Entries kept before the map is cleared.
 const MAX_ENTRIES: usize = 16_384;
 
-/// Cache of manifests keyed by (repository, reference as written).
+/// Manifests by repository, then by reference (tag or digest) as requested. Keyed by the
+/// validated types so a lookup borrows its key: no allocation on the hot path.
+type Map = HashMap<RepositoryName, HashMap<Reference, Arc<ManifestRow>>>;
+
+/// Cache of manifests keyed by (repository, reference).
 #[derive(Default)]
 pub struct ManifestCache {
     generation: AtomicU64,
-    map: RwLock<HashMap<(String, String), Arc<ManifestRow>>>,
+    /// The map and its total number of entries.
+    map: RwLock<(Map, usize)>,
 }
 
 impl ManifestCache {
@@ -33,34 +39,45 @@ impl ManifestCache {
     }
 
     /// A cached manifest.
-    pub fn get(&self, repo: &str, reference: &str) -> Option<Arc<ManifestRow>> {
-        // Looking up with a borrowed tuple key needs an owned key; keys are short.
-        self.map
-            .read()
-            .ok()?
-            .get(&(repo.to_owned(), reference.to_owned()))
-            .cloned()
+    pub fn get(&self, repo: &RepositoryName, reference: &Reference) -> Option<Arc<ManifestRow>> {
+        self.map.read().ok()?.0.get(repo)?.get(reference).cloned()
     }
 
     /// Caches `row` unless a write happened since `generation` was read.
-    pub fn insert(&self, generation: u64, repo: &str, reference: &str, row: Arc<ManifestRow>) {
-        let Ok(mut map) = self.map.write() else {
+    pub fn insert(
+        &self,
+        generation: u64,
+        repo: &RepositoryName,
+        reference: &Reference,
+        row: Arc<ManifestRow>,
+    ) {
+        let Ok(mut guard) = self.map.write() else {
             return;
         };
         if self.generation.load(Ordering::Acquire) != generation {
             return;
         }
-        if map.len() >= MAX_ENTRIES {
+        let (map, len) = &mut *guard;
+        if *len >= MAX_ENTRIES {
             map.clear();
+            *len = 0;
         }
-        map.insert((repo.to_owned(), reference.to_owned()), row);
+        if map
+            .entry(repo.clone())
+            .or_default()
+            .insert(reference.clone(), row)
+            .is_none()
+        {
+            *len += 1;
+        }
     }
 
     /// Forgets everything; call after any change to manifests or tags.
     pub fn invalidate(&self) {
-        if let Ok(mut map) = self.map.write() {
+        if let Ok(mut guard) = self.map.write() {
             self.generation.fetch_add(1, Ordering::AcqRel);
-            map.clear();
+            guard.0.clear();
+            guard.1 = 0;
         }
     }
 }
@@ -73,7 +90,7 @@ mod tests {
         Arc::new(ManifestRow {
             digest: berth_core::Digest::sha256_of(b"m"),
             media_type: "x".into(),
-            body: b"m".to_vec(),
+            body: bytes::Bytes::from_static(b"m"),
         })
     }
 
@@ -81,14 +98,18 @@ mod tests {
     #[test]
     fn stale_reads_are_not_cached() {
         let c = ManifestCache::default();
+        let (r, latest) = (
+            RepositoryName::parse("r").unwrap(),
+            Reference::parse("latest").unwrap(),
+        );
         let g = c.generation();
         c.invalidate(); // a push lands between the reader's DB read and its insert
-        c.insert(g, "r", "latest", row());
-        assert!(c.get("r", "latest").is_none());
+        c.insert(g, &r, &latest, row());
+        assert!(c.get(&r, &latest).is_none());
         let g = c.generation();
-        c.insert(g, "r", "latest", row());
-        assert!(c.get("r", "latest").is_some());
+        c.insert(g, &r, &latest, row());
+        assert!(c.get(&r, &latest).is_some());
         c.invalidate();
-        assert!(c.get("r", "latest").is_none());
+        assert!(c.get(&r, &latest).is_none());
     }
 }

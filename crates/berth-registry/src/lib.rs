@@ -433,9 +433,8 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<Arc<ManifestRow>> {
-        let key = reference.to_string();
         let generation = match &self.cache {
-            Some(c) => match c.get(repo.as_str(), &key) {
+            Some(c) => match c.get(repo, reference) {
                 Some(hit) => return Ok(hit),
                 None => c.generation(),
             },
@@ -449,7 +448,7 @@ impl Registry {
             Some(r) => {
                 let r = Arc::new(r);
                 if let Some(c) = &self.cache {
-                    c.insert(generation, repo.as_str(), &key, r.clone());
+                    c.insert(generation, repo, reference, r.clone());
                 }
                 Ok(r)
             }
@@ -469,11 +468,7 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<ManifestHead> {
-        if let Some(hit) = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.get(repo.as_str(), &reference.to_string()))
-        {
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(repo, reference)) {
             return Ok(ManifestHead {
                 digest: hit.digest.clone(),
                 media_type: hit.media_type.clone(),
