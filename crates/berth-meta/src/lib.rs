@@ -12,10 +12,19 @@
 
 #![deny(missing_docs)]
 
+pub mod iam;
+pub mod repository;
 pub mod sqlite;
+mod sqlite_iam;
+mod sqlite_repository;
 
 use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
 
+pub use iam::IamStore;
+pub use repository::{
+    ImageRecord, RepositoryRecord, RepositorySettings, RepositoryStore, TagMutability, TagRules,
+    TagStatus,
+};
 pub use sqlite::SqliteMeta;
 
 /// Errors of the metadata store, in domain terms.
@@ -49,6 +58,27 @@ pub enum MetaError {
         child: Digest,
         /// An index that references it.
         parent: Digest,
+    },
+    /// A push would move a tag that the repository's tag rules make immutable.
+    #[error("tag {tag} of repository {repository} is immutable")]
+    TagImmutable {
+        /// The repository.
+        repository: String,
+        /// The tag.
+        tag: String,
+    },
+    /// A repository holding images cannot be deleted without `force`.
+    #[error("repository {0} still contains images")]
+    RepositoryNotEmpty(String),
+    /// Adding resource tags would exceed the per-repository limit.
+    #[error("repository {repository} would have {count} resource tags; the limit is {max}")]
+    TooManyTags {
+        /// The repository.
+        repository: String,
+        /// How many it would have.
+        count: usize,
+        /// The limit.
+        max: usize,
     },
     /// Stored data failed to parse (corruption or a newer schema).
     #[error("corrupt metadata: {0}")]
@@ -118,12 +148,17 @@ pub struct PutOutcome {
     pub created_repository: bool,
     /// The digest the tag pointed at before, if it moved.
     pub previous_tag_target: Option<Digest>,
+    /// Whether the manifest was already stored before this push.
+    pub manifest_existed: bool,
+    /// Whether the tag (if one was given) already pointed at this manifest.
+    pub tag_unchanged: bool,
 }
 
 /// Registry metadata. Methods taking `create: bool` create the repository when it is
 /// missing and `create` is true, and fail with [`MetaError::RepositoryNotFound`] otherwise.
+/// Repository settings and image listings are the [`RepositoryStore`] half.
 #[async_trait::async_trait]
-pub trait MetaStore: Send + Sync + 'static {
+pub trait MetaStore: RepositoryStore + Send + Sync + 'static {
     /// Whether the repository exists.
     async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool>;
     /// Creates a repository; returns false if it already existed.
@@ -146,6 +181,8 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Stores a manifest (idempotent by digest) and, if `tag` is given, points the tag at
     /// it — one transaction that first checks every referenced blob and child manifest.
+    /// Errors: [`MetaError::TagImmutable`] if the tag exists, points at another manifest
+    /// and the repository's [`TagRules`] make it immutable (nothing is stored then).
     async fn put_manifest(
         &self,
         repo: &RepositoryName,

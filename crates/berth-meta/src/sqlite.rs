@@ -21,8 +21,8 @@ const READERS: u32 = 8;
 
 /// Metadata in one SQLite database file.
 pub struct SqliteMeta {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 fn now() -> i64 {
@@ -266,9 +266,11 @@ impl MetaStore for SqliteMeta {
         if !missing.is_empty() {
             return Err(MetaError::MissingBlobs(missing));
         }
+        // ECR's image size: config + layers for an image, the largest child for an index.
+        let mut image_size: u64 = parsed.blobs.iter().map(|b| b.size).sum();
         for c in &parsed.children {
-            let found = sqlx::query_as::<_, (i64,)>(
-                "SELECT size FROM manifests WHERE repository_id = ? AND digest = ?",
+            let found = sqlx::query_as::<_, (i64, i64)>(
+                "SELECT size, image_size FROM manifests WHERE repository_id = ? AND digest = ?",
             )
             .bind(id)
             .bind(c.descriptor.digest.to_string())
@@ -278,10 +280,11 @@ impl MetaStore for SqliteMeta {
                 None if !missing.contains(&c.descriptor.digest) => {
                     missing.push(c.descriptor.digest.clone())
                 }
-                Some((size,)) if size as u64 != c.descriptor.size => {
+                Some((size, _)) if size as u64 != c.descriptor.size => {
                     return Err(size_mismatch(&c.descriptor.digest, c.descriptor.size, size));
                 }
-                _ => {}
+                Some((_, child_size)) => image_size = image_size.max(child_size as u64),
+                None => {}
             }
         }
         if !missing.is_empty() {
@@ -297,8 +300,8 @@ impl MetaStore for SqliteMeta {
             )
         };
         let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO manifests (repository_id, digest, media_type, body, size, artifact_type, subject, annotations, pushed_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO manifests (repository_id, digest, media_type, body, size, artifact_type, subject, annotations, pushed_at, image_size) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(&d)
@@ -309,6 +312,7 @@ impl MetaStore for SqliteMeta {
         .bind(parsed.subject.as_ref().map(|s| s.digest.to_string()))
         .bind(annotations)
         .bind(now())
+        .bind(image_size as i64)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -340,6 +344,7 @@ impl MetaStore for SqliteMeta {
             }
         }
         let mut previous_tag_target = None;
+        let mut tag_unchanged = false;
         if let Some(tag) = tag {
             let prev = sqlx::query_as::<_, (String,)>(
                 "SELECT digest FROM tags WHERE repository_id = ? AND name = ?",
@@ -350,7 +355,20 @@ impl MetaStore for SqliteMeta {
             .await?;
             if let Some((p,)) = prev {
                 if p != d {
+                    // Moving a tag: allowed only if the repository's rules say it is
+                    // mutable. Checked here, in the transaction that moves it.
+                    if crate::sqlite_repository::tag_rules(&mut tx, id)
+                        .await?
+                        .is_immutable(tag.as_str())
+                    {
+                        return Err(MetaError::TagImmutable {
+                            repository: repo.to_string(),
+                            tag: tag.to_string(),
+                        });
+                    }
                     previous_tag_target = Some(parse_digest(p)?);
+                } else {
+                    tag_unchanged = true;
                 }
             }
             sqlx::query(
@@ -368,6 +386,8 @@ impl MetaStore for SqliteMeta {
         Ok(PutOutcome {
             created_repository,
             previous_tag_target,
+            manifest_existed: !inserted,
+            tag_unchanged,
         })
     }
 

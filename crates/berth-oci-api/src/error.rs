@@ -13,8 +13,9 @@
 //! | `NAME_INVALID` | 400 | bad repository name |
 //! | `NAME_UNKNOWN` | 404 | no such repository |
 //! | `SIZE_INVALID` | 400 / 413 | length mismatch; manifest over 4 MiB (413) |
-//! | `TAG_INVALID` | 400 | bad tag |
+//! | `TAG_INVALID` | 400 | bad tag; a push that would move an immutable tag |
 //! | `DENIED` | 409 | deleting a manifest an index still references |
+//! | `UNSUPPORTED` | 409 | ECR-only outcomes the OCI API does not produce (repository exists, not empty, image exists, too many tags, empty upload, layer exists) |
 //! | `UNSUPPORTED` | 405 | method not allowed on the endpoint |
 //! | `UNKNOWN` | 500 | internal fault (details only in the log) |
 
@@ -72,20 +73,28 @@ impl From<RegistryError> for OciError {
         let (status, code) = match &e {
             E::NameUnknown(_) | E::NotCreatedOnPush(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
             E::NameInvalid(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
-            E::TagInvalid(_) => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
+            E::TagInvalid(_) | E::TagImmutable { .. } => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
             E::BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
             E::BlobUploadUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
             E::BlobUploadInvalid(_) | E::Body(_) => {
                 (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID")
             }
             E::RangeInvalid { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
-            E::DigestInvalid(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+            E::DigestInvalid(_) | E::ManifestDigestMismatch { .. } => {
+                (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
+            }
             E::SizeInvalid(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
             E::ManifestUnknown(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
             E::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
             E::ManifestTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
             E::ManifestBlobUnknown { .. } => (StatusCode::NOT_FOUND, "MANIFEST_BLOB_UNKNOWN"),
             E::Conflict(_) => (StatusCode::CONFLICT, "DENIED"),
+            E::RepositoryAlreadyExists(_)
+            | E::RepositoryNotEmpty(_)
+            | E::ImageAlreadyExists { .. }
+            | E::TooManyTags(_)
+            | E::EmptyUpload(_)
+            | E::BlobExists(_) => (StatusCode::CONFLICT, "UNSUPPORTED"),
             E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         };
         let mut err = OciError::new(status, code, msg);

@@ -10,16 +10,18 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod endpoint;
 pub mod error;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use berth_core::{media_type, Digest, Reference, RepositoryName, MAX_MANIFEST_BYTES};
+use berth_iam::{Caller, Iam};
 use berth_registry::berth_store::{BlobContent, ByteStream};
 use berth_registry::Registry;
 use bytes::Bytes;
@@ -28,6 +30,7 @@ use error::{range_header, OciError};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Bytes read from disk per chunk when serving a blob.
@@ -39,31 +42,64 @@ pub struct RouteLabel(pub &'static str);
 
 type Params = HashMap<String, String>;
 
-/// The `/v2/` router for `registry`. Mount it at the root of the app.
-pub fn router(registry: Registry) -> Router {
+/// The state of the OCI adapter: the service and the identity service.
+#[derive(Clone)]
+struct Api {
+    reg: Registry,
+    iam: Iam,
+}
+
+/// The `/v2/` router for `registry`, authenticating and authorising every request with
+/// `iam`. Mount it at the root of the app; serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so policies see `aws:SourceIp`.
+pub fn router(registry: Registry, iam: Iam) -> Router {
     Router::new()
         .route("/v2", any(handle))
         .route("/v2/", any(handle))
         .route("/v2/{*path}", any(handle))
-        .with_state(registry)
+        .with_state(Api { reg: registry, iam })
 }
 
-async fn handle(
-    State(reg): State<Registry>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let (label, result) = match endpoint::parse(uri.path()) {
+async fn handle(State(api): State<Api>, req: Request) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let (parts, body) = req.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let parsed = endpoint::parse(uri.path());
+    let (label, result) = match parsed {
         Ok(ep) => {
             let label = ep.label();
-            let params: Params = Query::try_from_uri(&uri)
+            let caller =
+                match auth::authenticate(&api.iam, &headers, Some(&ep), uri.query(), ip).await {
+                    Ok(c) => c,
+                    Err(resp) => return finish(resp, label),
+                };
+            if let Err(resp) = authorize(&api, &caller, &ep, &method, &headers).await {
+                return finish(resp, label);
+            }
+            let mut params: Params = Query::try_from_uri(&uri)
                 .map(|q: Query<Params>| q.0)
                 .unwrap_or_default();
+            // § Mounting a blob: the caller must be able to pull from the source, else
+            // the request is an ordinary upload (202), which reveals nothing about it.
+            if let (Endpoint::UploadStart(_), Some(from)) = (&ep, params.get("from")) {
+                let readable = RepositoryName::parse(from).is_ok_and(|f| {
+                    api.iam.is_allowed(
+                        &caller,
+                        "ecr:GetDownloadUrlForLayer",
+                        &api.iam.repository_arn(f.as_str()),
+                    )
+                });
+                if !readable {
+                    params.remove("from");
+                    params.remove("mount");
+                }
+            }
             (
                 label,
-                dispatch(&reg, ep, &method, &params, &headers, body).await,
+                dispatch(&api, &caller, ep, &method, &params, &headers, body).await,
             )
         }
         Err(RouteError::NotFound) => (
@@ -82,7 +118,10 @@ async fn handle(
             Err(OciError::from(berth_registry::RegistryError::from(e))),
         ),
     };
-    let mut resp = result.unwrap_or_else(|e| e.into_response());
+    finish(result.unwrap_or_else(|e| e.into_response()), label)
+}
+
+fn finish(mut resp: Response, label: &'static str) -> Response {
     resp.headers_mut().insert(
         "docker-distribution-api-version",
         HeaderValue::from_static("registry/2.0"),
@@ -91,22 +130,76 @@ async fn handle(
     resp
 }
 
+/// Authorises the request before anything touches data (DESIGN.md invariant 6).
+/// `/v2/` needs only authentication (an anonymous caller is challenged unless anonymous
+/// access is on, so clients send their credentials); the catalog is filtered per
+/// repository in [`catalog`]; a push into a repository that does not exist yet also needs
+/// `ecr:CreateRepository`.
+async fn authorize(
+    api: &Api,
+    caller: &Caller,
+    ep: &Endpoint,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
+    let Some(action) = auth::action(ep, method) else {
+        if caller.is_anonymous() && !api.iam.allow_anonymous() {
+            return Err(auth::unauthorized(
+                headers,
+                "authentication required: log in with an access key, or with AWS and the \
+                 password from `aws ecr get-login-password` / `berth login`"
+                    .into(),
+            ));
+        }
+        return Ok(());
+    };
+    let Some(repo) = ep.repository() else {
+        // The catalog: filtered per repository; anonymous callers must log in unless
+        // anonymous access is on.
+        if caller.is_anonymous() && !api.iam.allow_anonymous() {
+            return Err(auth::unauthorized(
+                headers,
+                "authentication required to list repositories".into(),
+            ));
+        }
+        return Ok(());
+    };
+    let arn = api.iam.repository_arn(repo.as_str());
+    api.iam
+        .authorize(caller, action, &arn)
+        .await
+        .map_err(|d| auth::denied(headers, d))?;
+    let pushes = matches!(
+        (ep, method.as_str()),
+        (Endpoint::Manifest(..), "PUT") | (Endpoint::UploadStart(_), "POST")
+    );
+    if pushes && api.reg.config().create_on_push && api.reg.repository(repo).await.is_err() {
+        api.iam
+            .authorize(caller, "ecr:CreateRepository", &arn)
+            .await
+            .map_err(|d| auth::denied(headers, d))?;
+    }
+    Ok(())
+}
+
 type Res = Result<Response, OciError>;
 
 async fn dispatch(
-    reg: &Registry,
+    api: &Api,
+    caller: &Caller,
     ep: Endpoint,
     method: &Method,
     params: &Params,
     headers: &HeaderMap,
     body: Body,
 ) -> Res {
+    let reg = &api.reg;
     let head = method == Method::HEAD;
     match (ep, method.clone()) {
         (Endpoint::Base, Method::GET | Method::HEAD) => {
             Ok(json(StatusCode::OK, serde_json::json!({})))
         }
-        (Endpoint::Catalog, Method::GET) => catalog(reg, params).await,
+        (Endpoint::Catalog, Method::GET) => catalog(api, caller, params).await,
         (Endpoint::Tags(n), Method::GET) => tags(reg, &n, params).await,
         (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => {
             get_manifest(reg, &n, &r, headers, head).await
@@ -201,9 +294,34 @@ fn listing(body: serde_json::Value, link: Option<HeaderValue>) -> Response {
     resp
 }
 
-async fn catalog(reg: &Registry, params: &Params) -> Res {
+/// The catalog, listing only repositories the caller may `ecr:DescribeRepositories`
+/// (ECR's DescribeRepositories shows a caller only what policies let them see).
+async fn catalog(api: &Api, caller: &Caller, params: &Params) -> Res {
     let (n, last) = pagination(params)?;
-    let repos = reg.catalog(last, fetch_limit(n)).await?;
+    let want = fetch_limit(n);
+    let mut repos = Vec::new();
+    let mut cursor = last.map(str::to_string);
+    // Fetch pages until enough visible names are collected or the listing ends.
+    loop {
+        let page = api.reg.catalog(cursor.as_deref(), 1000).await?;
+        let done = page.len() < 1000;
+        cursor = page.last().cloned();
+        for r in page {
+            if api.iam.is_allowed(
+                caller,
+                "ecr:DescribeRepositories",
+                &api.iam.repository_arn(&r),
+            ) {
+                repos.push(r);
+                if repos.len() as u64 >= want as u64 {
+                    break;
+                }
+            }
+        }
+        if done || repos.len() as u64 >= want as u64 {
+            break;
+        }
+    }
     let (repos, link) = paginate("/v2/_catalog", n, repos);
     Ok(listing(serde_json::json!({ "repositories": repos }), link))
 }

@@ -208,9 +208,23 @@ impl Reg {
         let meta = SqliteMeta::open(&dir.path().join("metadata.db"))
             .await
             .unwrap();
-        let registry = Registry::new(Arc::new(store), Arc::new(meta), cfg);
+        let meta = Arc::new(meta);
+        let registry = Registry::new(Arc::new(store), meta.clone(), cfg);
+        // These tests are about the OCI API, not identity: anonymous callers may do
+        // everything (auth is tested with real clients in crates/berth/tests/auth.rs).
+        let iam = berth_iam::Iam::open(
+            meta,
+            berth_iam::secret::Keys::from_master(&[7u8; 32]),
+            berth_iam::IamConfig {
+                allow_anonymous: true,
+                ..Default::default()
+            },
+            berth_iam::audit::AuditSink::log_only(),
+        )
+        .await
+        .unwrap();
         Reg {
-            app: berth_oci_api::router(registry),
+            app: berth_oci_api::router(registry, iam),
             dir,
         }
     }

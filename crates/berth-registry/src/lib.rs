@@ -18,6 +18,8 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+pub mod pulls;
+mod repositories;
 
 use berth_core::{Digest, ManifestError, NameError, ParsedManifest, Reference, RepositoryName};
 use berth_meta::{IndexChild, ManifestHead, ManifestRow, MetaError, MetaStore, Referrer};
@@ -28,6 +30,7 @@ use std::time::Duration;
 
 pub use berth_meta;
 pub use berth_store;
+pub use repositories::MAX_RESOURCE_TAGS;
 
 /// Service-layer settings.
 #[derive(Debug, Clone)]
@@ -112,6 +115,45 @@ pub enum RegistryError {
     /// The request conflicts with the repository's state (e.g. deleting an index child).
     #[error("{0}")]
     Conflict(String),
+    /// A push would move a tag the repository's tag rules make immutable (ECR's message).
+    #[error("The image tag '{tag}' already exists in the '{repository}' repository and cannot be overwritten because the repository is immutable.")]
+    TagImmutable {
+        /// The repository.
+        repository: String,
+        /// The tag.
+        tag: String,
+    },
+    /// The repository exists already.
+    #[error("repository {0} already exists")]
+    RepositoryAlreadyExists(String),
+    /// The repository holds images and deletion was not forced.
+    #[error("repository {0} still contains images; delete them first or force the deletion")]
+    RepositoryNotEmpty(String),
+    /// The manifest is stored already and the push would change nothing.
+    #[error("image {digest}{} already exists", .tag.as_ref().map(|t| format!(" with tag {t}")).unwrap_or_default())]
+    ImageAlreadyExists {
+        /// The manifest's digest.
+        digest: Digest,
+        /// The tag given, if any.
+        tag: Option<String>,
+    },
+    /// A manifest does not hash to the digest the client gave for it.
+    #[error("manifest has digest {computed}, not the {given} given")]
+    ManifestDigestMismatch {
+        /// The digest the client gave.
+        given: Digest,
+        /// The digest of the bytes received.
+        computed: Digest,
+    },
+    /// Too many resource tags.
+    #[error("{0}")]
+    TooManyTags(String),
+    /// An upload was completed without any bytes.
+    #[error("upload {0} holds no data")]
+    EmptyUpload(String),
+    /// A layer upload completed for a blob the repository already has.
+    #[error("blob {0} already exists in the repository")]
+    BlobExists(Digest),
     /// The request body failed while streaming.
     #[error("request body failed: {0}")]
     Body(String),
@@ -146,6 +188,11 @@ impl From<MetaError> for RegistryError {
                 missing,
             },
             e @ MetaError::Referenced { .. } => RegistryError::Conflict(e.to_string()),
+            MetaError::TagImmutable { repository, tag } => {
+                RegistryError::TagImmutable { repository, tag }
+            }
+            MetaError::RepositoryNotEmpty(n) => RegistryError::RepositoryNotEmpty(n),
+            e @ MetaError::TooManyTags { .. } => RegistryError::TooManyTags(e.to_string()),
             e @ MetaError::SizeMismatch { .. } => RegistryError::ManifestInvalid(e.to_string()),
             e => RegistryError::Internal(e.to_string()),
         }
@@ -193,6 +240,7 @@ pub struct Registry {
     meta: Arc<dyn MetaStore>,
     cfg: Arc<RegistryConfig>,
     cache: Option<Arc<cache::ManifestCache>>,
+    pulls: Arc<pulls::PullRecorder>,
 }
 
 impl Registry {
@@ -210,6 +258,7 @@ impl Registry {
             meta,
             cfg: Arc::new(cfg),
             cache,
+            pulls: Arc::default(),
         }
     }
 
@@ -426,8 +475,9 @@ impl Registry {
         })
     }
 
-    /// A manifest by tag or digest. Errors: [`RegistryError::ManifestUnknown`] (or
-    /// [`RegistryError::NameUnknown`] when the repository does not exist).
+    /// A manifest by tag or digest, recorded as a pull of that image ([`pulls`]).
+    /// Errors: [`RegistryError::ManifestUnknown`] (or [`RegistryError::NameUnknown`] when
+    /// the repository does not exist).
     pub async fn get_manifest(
         &self,
         repo: &RepositoryName,
@@ -435,7 +485,10 @@ impl Registry {
     ) -> Result<Arc<ManifestRow>> {
         let generation = match &self.cache {
             Some(c) => match c.get(repo, reference) {
-                Some(hit) => return Ok(hit),
+                Some(hit) => {
+                    self.pulls.record(repo, &hit.digest);
+                    return Ok(hit);
+                }
                 None => c.generation(),
             },
             None => 0,
@@ -446,6 +499,7 @@ impl Registry {
         };
         match row {
             Some(r) => {
+                self.pulls.record(repo, &r.digest);
                 let r = Arc::new(r);
                 if let Some(c) = &self.cache {
                     c.insert(generation, repo, reference, r.clone());

@@ -1,6 +1,9 @@
 //! `berth`: the registry binary. `berth serve` runs the registry; see `berth --help`.
 
+mod admin;
 mod config;
+mod identity;
+mod login;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -17,10 +20,27 @@ struct Cli {
 enum Command {
     /// Run the registry (OCI Distribution API on /v2/, health and metrics endpoints).
     Serve(config::ServeArgs),
+    /// Manage accounts, users, roles, service principals, access keys, policies; read
+    /// the audit trail. Works on the data directory, with or without a running server.
+    Admin(admin::AdminArgs),
+    /// Print a password for `docker login -u AWS --password-stdin <registry>` (like
+    /// `aws ecr get-login-password`), using your AWS-style credentials.
+    Login(login::LoginArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line (with its causes), never a backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let settings = args.resolve()?;
@@ -29,5 +49,12 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(serve::run(settings))
         }
+        Command::Admin(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(admin::run(args))
+        }
+        Command::Login(args) => login::run(args),
     }
 }

@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use berth_iam::Iam;
 use berth_meta::SqliteMeta;
 use berth_oci_api::RouteLabel;
 use berth_registry::{Registry, RegistryConfig};
@@ -19,7 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn init_logging(s: &Settings) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&s.log_level)
+    // aws-sigv4 logs canonical requests, session tokens included, at TRACE: never let it
+    // (no secret or token may reach a log line, whatever filter the operator sets).
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{},aws_sigv4=off", s.log_level))
         .with_context(|| format!("bad log filter {:?}", s.log_level))?;
     // Colours only on a terminal: log files and journald get plain text.
     let b = tracing_subscriber::fmt()
@@ -50,12 +53,14 @@ fn init_metrics() -> anyhow::Result<PrometheusHandle> {
 async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
+    // The ECR API is `POST /` (dispatched on X-Amz-Target inside its adapter).
+    let ecr = req.uri().path() == "/" && req.method() == axum::http::Method::POST;
     let resp = next.run(req).await;
     let route = resp
         .extensions()
         .get::<RouteLabel>()
         .map(|r| r.0)
-        .unwrap_or("ops");
+        .unwrap_or(if ecr { "ecr" } else { "ops" });
     let status = resp.status().as_u16().to_string();
     let labels = [
         ("route", route.to_string()),
@@ -93,7 +98,7 @@ async fn metrics_endpoint(State(ops): State<Ops>) -> String {
 }
 
 /// The whole HTTP app: `/v2/` plus operations endpoints, with metrics and tracing layers.
-fn app(registry: Registry, metrics: PrometheusHandle) -> Router {
+fn app(registry: Registry, iam: Iam, metrics: PrometheusHandle) -> Router {
     let ops = Ops {
         registry: registry.clone(),
         metrics,
@@ -103,7 +108,8 @@ fn app(registry: Registry, metrics: PrometheusHandle) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_endpoint))
         .with_state(ops);
-    berth_oci_api::router(registry)
+    berth_oci_api::router(registry.clone(), iam.clone())
+        .merge(berth_ecr_api::router(registry, iam))
         .merge(ops_routes)
         .layer(axum::middleware::from_fn(track))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -154,6 +160,7 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         .await
         .context("opening metadata database")?;
     let meta = Arc::new(meta);
+    let iam = crate::identity::open(&s, meta.clone(), true).await?;
     let registry = Registry::new(
         Arc::new(store),
         meta.clone(),
@@ -165,9 +172,12 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         },
     );
 
-    // Janitor: cancel idle upload sessions and remove their data.
+    // Janitor: cancel idle upload sessions and remove their data; prune the audit trail.
     let janitor = {
         let registry = registry.clone();
+        let iam = iam.clone();
+        let retention = s.audit_retention;
+        let mut rounds: u64 = 0;
         let every = (s.upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -177,6 +187,18 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(expired = n, "removed idle upload sessions"),
                     Err(e) => tracing::warn!(error = %e, "expiring upload sessions failed"),
+                }
+                // Pull times (ECR lastRecordedPullTime) are kept in memory between ticks.
+                if let Err(e) = registry.flush_pulls().await {
+                    tracing::warn!(error = %e, "recording pull times failed");
+                }
+                rounds += 1;
+                if rounds % 60 == 1 {
+                    match iam.prune_audit(retention).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(pruned = n, "pruned old audit records"),
+                        Err(e) => tracing::warn!(error = %e, "pruning the audit trail failed"),
+                    }
                 }
             }
         })
@@ -190,20 +212,26 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         data_dir = %data_dir.display(),
         upload_expiry_secs = s.upload_expiry.as_secs(),
         create_on_push = s.create_on_push,
+        account = %iam.account(),
+        region = iam.region(),
         "berth is serving the OCI Distribution API on /v2/"
     );
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    if !s.listen.ip().is_loopback() {
+    if s.allow_anonymous {
         tracing::warn!(
             listen = %s.listen,
-            "listening beyond loopback: this release has no authentication, so anyone who can reach \
-             this address can push, overwrite and delete; put it behind an authenticating proxy"
+            "anonymous access is ON (--allow-anonymous): anyone who can reach this address can \
+             push, overwrite and delete; use it for development only"
         );
     }
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(registry, metrics)).with_graceful_shutdown(async move {
+    let reloader = iam.spawn_reloader();
+    let flusher = registry.clone();
+    let service = app(registry, iam.clone(), metrics)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown_signal().await;
         let _ = sig_tx.send(());
     });
@@ -224,6 +252,12 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         why = deadline => Some(why),
     };
     janitor.abort();
+    // Pull times recorded since the janitor's last flush.
+    if let Err(e) = flusher.flush_pulls().await {
+        tracing::warn!(error = %e, "recording pull times at shutdown failed");
+    }
+    reloader.abort();
+    iam.audit().flush().await;
     meta.close().await;
     drop(lock);
     match forced {

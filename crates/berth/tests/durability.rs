@@ -275,6 +275,8 @@ impl Server {
                 .arg(format!("127.0.0.1:{}", self.port))
                 .arg("--data-dir")
                 .arg(self.data())
+                // These tests are about storage and crash safety, not identity.
+                .arg("--allow-anonymous")
                 .args(&self.extra)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("cloning the log handle"))

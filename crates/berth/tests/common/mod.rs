@@ -96,6 +96,14 @@ pub fn oras_python() -> PathBuf {
     workspace_root().join(".venv-clients/bin/python")
 }
 
+/// The AWS CLI of the clients venv; `BERTH_TEST_AWS` overrides it.
+pub fn aws_cli() -> PathBuf {
+    if let Ok(p) = std::env::var("BERTH_TEST_AWS") {
+        return PathBuf::from(p);
+    }
+    workspace_root().join(".venv-clients/bin/aws")
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -144,6 +152,20 @@ pub fn tool_available(tool: &str) -> bool {
                     .unwrap_or(false)
         }
         "distribution" => is_executable(Path::new(DISTRIBUTION_BIN)),
+        // The AWS CLI and boto3 of the clients venv (.ci/install-clients).
+        "aws" => is_executable(&aws_cli()),
+        "boto3" => {
+            let py = oras_python();
+            is_executable(&py)
+                && Command::new(&py)
+                    .args(["-c", "import boto3"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+        }
         other => on_path(other),
     }
 }
@@ -327,7 +349,22 @@ impl Registry {
     /// Starts the server chosen by `BERTH_TEST_TARGET` and waits until it is ready
     /// (`GET /readyz` for berth, `GET /v2/` for distribution), then checks that
     /// `GET /v2/` answers 200 (distribution-spec "Determining support").
+    ///
+    /// Berth runs with `--allow-anonymous`: these tests are about the OCI API, and the
+    /// identity tests (auth.rs) start secured servers with [`Registry::start_secured`].
     pub fn start() -> Registry {
+        Registry::start_with(&["--allow-anonymous"], true)
+    }
+
+    /// Starts berth with authentication on (no anonymous access) and `extra` arguments.
+    /// `GET /v2/` then answers 401 to anonymous callers.
+    pub fn start_secured(extra: &[&str]) -> Registry {
+        Registry::start_with(extra, false)
+    }
+
+    /// Starts the server with extra `berth serve` arguments; `anonymous_ok` says whether
+    /// an anonymous `GET /v2/` must answer 200 (else 401 is expected).
+    pub fn start_with(extra: &[&str], anonymous_ok: bool) -> Registry {
         let target = Target::from_env();
         let mut last_failure = String::new();
         for _attempt in 0..4 {
@@ -347,7 +384,8 @@ impl Registry {
                         .arg("--listen")
                         .arg(&host)
                         .arg("--data-dir")
-                        .arg(&data);
+                        .arg(&data)
+                        .args(extra);
                     c
                 }
                 Target::Distribution => {
@@ -399,9 +437,14 @@ impl Registry {
             match reg.wait_ready(Duration::from_secs(30)) {
                 Ok(()) => {
                     let r = http("GET", &reg.url("/v2/"), &[], None);
+                    let want = if anonymous_ok || target == Target::Distribution {
+                        200
+                    } else {
+                        401
+                    };
                     assert_eq!(
                         r.status,
-                        200,
+                        want,
                         "GET /v2/ must answer 200 (distribution-spec: determining \
                          support); got {}\n{}",
                         r.describe(),
@@ -1019,4 +1062,38 @@ pub fn query_escape(v: &str) -> String {
         }
     }
     s
+}
+
+// ---------------------------------------------------------------------------------
+// Helpers of the identity tests (auth.rs).
+// ---------------------------------------------------------------------------------
+
+impl Registry {
+    /// The file the server's stdout and stderr go to (the whole log, not its tail).
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+}
+
+/// Runs `cmd` with its standard input read from the file `input` (for
+/// `--password-stdin`): `run_unchecked` closes stdin, so the command runs under
+/// `sh -c 'exec "$@" < FILE'`, keeping its program, arguments and environment.
+pub fn with_stdin_from(cmd: &Command, input: &Path) -> Command {
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(r#"f=$1; shift; exec "$@" < "$f""#)
+        .arg("sh")
+        .arg(input)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    sh
 }

@@ -1,0 +1,144 @@
+//! One function per supported operation, grouped by area, and the table that maps an
+//! [`Operation`] to its function. Each handler validates, authorises, calls a service and
+//! shapes the answer; [`registry_error`] is where service errors become ECR errors.
+
+mod access;
+mod images;
+mod layers;
+mod repositories;
+
+use crate::error::EcrError;
+use crate::operation::{Operation, Support};
+use crate::Ctx;
+use berth_registry::RegistryError;
+use serde_json::Value;
+
+/// Runs the operation of `ctx` on `body`.
+pub(crate) async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError> {
+    use Operation as O;
+    match ctx.op {
+        O::CreateRepository => repositories::create(ctx, body).await,
+        O::DescribeRepositories => repositories::describe(ctx, body).await,
+        O::DeleteRepository => repositories::delete(ctx, body).await,
+        O::PutImageTagMutability => repositories::put_tag_mutability(ctx, body).await,
+        O::TagResource => repositories::tag_resource(ctx, body).await,
+        O::UntagResource => repositories::untag_resource(ctx, body).await,
+        O::ListTagsForResource => repositories::list_tags(ctx, body).await,
+        O::DescribeImages => images::describe(ctx, body).await,
+        O::ListImages => images::list(ctx, body).await,
+        O::BatchGetImage => images::batch_get(ctx, body).await,
+        O::PutImage => images::put(ctx, body).await,
+        O::BatchDeleteImage => images::batch_delete(ctx, body).await,
+        O::BatchCheckLayerAvailability => layers::check(ctx, body).await,
+        O::InitiateLayerUpload => layers::initiate(ctx, body).await,
+        O::UploadLayerPart => layers::upload_part(ctx, body).await,
+        O::CompleteLayerUpload => layers::complete(ctx, body).await,
+        O::GetDownloadUrlForLayer => layers::download_url(ctx, body).await,
+        O::GetAuthorizationToken => access::authorization_token(ctx, body).await,
+        O::SetRepositoryPolicy => access::set_repository_policy(ctx, body).await,
+        O::GetRepositoryPolicy => access::get_repository_policy(ctx, body).await,
+        O::DeleteRepositoryPolicy => access::delete_repository_policy(ctx, body).await,
+        O::PutRegistryPolicy => access::put_registry_policy(ctx, body).await,
+        O::GetRegistryPolicy => access::get_registry_policy(ctx, body).await,
+        O::DeleteRegistryPolicy => access::delete_registry_policy(ctx, body).await,
+        O::DescribeRegistry => access::describe_registry(ctx, body).await,
+        op => Err(not_yet(op)),
+    }
+}
+
+/// The answer to an operation Berth does not serve yet.
+fn not_yet(op: Operation) -> EcrError {
+    let what = match op.support() {
+        Support::NotYet(capability) => capability,
+        Support::Supported => "this operation",
+    };
+    EcrError::new(
+        "UnsupportedOperationException",
+        format!(
+            "{op} is not supported by this Berth registry yet: it belongs to {what}, which \
+             Berth does not implement yet (docs/ecr-api.md lists the supported operations)"
+        ),
+    )
+}
+
+/// The ECR error for a service error about repository `repo`.
+pub(crate) fn registry_error(ctx: &Ctx<'_>, repo: &str, e: RegistryError) -> EcrError {
+    use RegistryError as E;
+    let account = ctx.account();
+    match e {
+        E::NameUnknown(_) | E::NotCreatedOnPush(_) => ctx.repository_not_found(repo),
+        E::NameInvalid(m) => EcrError::invalid_parameter("repositoryName", m),
+        E::TagInvalid(m) => EcrError::invalid_parameter("imageTag", m),
+        E::BlobUnknown(d) => EcrError::new(
+            "LayersNotFoundException",
+            format!("The layer with digest '{d}' does not exist in the repository with name '{repo}' in the registry with id '{account}'"),
+        ),
+        E::BlobUploadUnknown(id) => EcrError::new(
+            "UploadNotFoundException",
+            format!("The upload with id '{id}' does not exist in the repository with name '{repo}' in the registry with id '{account}' (never started, completed, or expired)"),
+        ),
+        E::RangeInvalid { current, got } => EcrError::new(
+            "InvalidLayerPartException",
+            format!("The part starts at byte {got}, but the upload holds {current} bytes; the next part must start at byte {current}"),
+        )
+        .with("registryId", account)
+        .with("repositoryName", repo)
+        .with("lastValidByteReceived", current.saturating_sub(1)),
+        E::BlobUploadInvalid(m) | E::Body(m) | E::SizeInvalid(m) => {
+            EcrError::new("InvalidLayerPartException", m)
+        }
+        E::DigestInvalid(m) => EcrError::invalid_parameter("digest", m),
+        E::ManifestUnknown(r) => EcrError::new(
+            "ImageNotFoundException",
+            format!("The image '{r}' does not exist within the repository with name '{repo}' in the registry with id '{account}'"),
+        ),
+        E::ManifestInvalid(m) | E::ManifestTooLarge(m) => {
+            EcrError::invalid_parameter("imageManifest", m)
+        }
+        E::ManifestBlobUnknown { kind, missing } => {
+            let list = missing.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ");
+            if kind == "manifests" {
+                EcrError::new(
+                    "ReferencedImagesNotFoundException",
+                    format!("The following images referenced in the manifest list were not found in the repository with name '{repo}': [{list}]"),
+                )
+            } else {
+                EcrError::new(
+                    "LayersNotFoundException",
+                    format!("Layers with digests [{list}] required for pushing image into repository with name '{repo}' in the registry with id '{account}' do not exist"),
+                )
+            }
+        }
+        E::Conflict(m) => EcrError::invalid_parameter("imageIds", m),
+        e @ E::TagImmutable { .. } => EcrError::new("ImageTagAlreadyExistsException", e.to_string()),
+        E::RepositoryAlreadyExists(_) => EcrError::new(
+            "RepositoryAlreadyExistsException",
+            format!("The repository with name '{repo}' already exists in the registry with id '{account}'"),
+        ),
+        E::RepositoryNotEmpty(_) => EcrError::new(
+            "RepositoryNotEmptyException",
+            format!("The repository with name '{repo}' in registry with id '{account}' cannot be deleted because it still contains images"),
+        ),
+        E::ImageAlreadyExists { digest, tag } => EcrError::new(
+            "ImageAlreadyExistsException",
+            match tag {
+                Some(t) => format!("Image with digest '{digest}' and tag '{t}' already exists in the repository with name '{repo}' in registry with id '{account}'"),
+                None => format!("Image with digest '{digest}' already exists in the repository with name '{repo}' in registry with id '{account}'"),
+            },
+        ),
+        E::ManifestDigestMismatch { given, computed } => EcrError::new(
+            "ImageDigestDoesNotMatchException",
+            format!("The image digest '{given}' does not match the digest '{computed}' calculated for the manifest"),
+        ),
+        E::TooManyTags(m) => EcrError::new("TooManyTagsException", m),
+        E::EmptyUpload(id) => EcrError::new(
+            "EmptyUploadException",
+            format!("The upload with id '{id}' in the repository with name '{repo}' contains no layer parts"),
+        ),
+        E::BlobExists(d) => EcrError::new(
+            "LayerAlreadyExistsException",
+            format!("The layer with digest '{d}' already exists in the repository with name '{repo}' in registry with id '{account}'"),
+        ),
+        E::Internal(m) => EcrError::server(m),
+    }
+}

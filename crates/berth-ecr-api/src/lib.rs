@@ -1,0 +1,252 @@
+//! # berth-ecr-api: the Amazon ECR API adapter
+//!
+//! Serves ECR's control plane (`AmazonEC2ContainerRegistry_V20150921`, awsJson1_1,
+//! SigV4) on `POST /`, so the real `aws ecr --endpoint-url …` and boto3 manage Berth
+//! unchanged. Like the OCI adapter it is thin: for each request it
+//!
+//! 1. names the [`Operation`] from `X-Amz-Target` (a closed enum; the IAM action is a
+//!    method of it),
+//! 2. reads the body (bounded: 32 MiB for `UploadLayerPart`, 16 MiB otherwise) and
+//!    authenticates the SigV4 signature over it with `berth-iam`,
+//! 3. parses and validates the members the way ECR does ([`validate`]), so bad input gets
+//!    ECR's `InvalidParameterException` wording,
+//! 4. authorises `ecr:<Operation>` on the repository's ARN (or `*` for account-level
+//!    operations) **before** looking anything up, so a denied caller cannot learn whether
+//!    a repository exists,
+//! 5. calls the [`Registry`] service or the [`Iam`] service, and shapes the answer: JSON
+//!    with absent members omitted, timestamps as epoch seconds, `x-amzn-RequestId` on
+//!    every response, errors as `{"__type","message"}` ([`error`]).
+//!
+//! It holds no state and makes no registry decisions: tag immutability, repository
+//! deletion rules, image sizes and pull times live in `berth-registry` and are the same
+//! on the OCI plane. Operations of capabilities Berth does not have yet answer
+//! `UnsupportedOperationException` ([`operation::Support`]).
+
+#![deny(missing_docs)]
+
+pub mod error;
+mod handlers;
+pub mod operation;
+pub mod page;
+pub mod validate;
+mod wire;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use berth_core::RepositoryName;
+use berth_iam::sigv4::SignedRequest;
+use berth_iam::{Caller, Iam};
+use berth_registry::Registry;
+use error::{EcrError, CONTENT_TYPE};
+pub use operation::{Operation, Support};
+use std::net::SocketAddr;
+
+/// Largest `UploadLayerPart` request: a 20 MiB part is 28 MiB of base64, plus JSON.
+pub const MAX_UPLOAD_PART_BODY: usize = 32 << 20;
+/// Largest body of any other operation (`PutImage` carries a manifest of up to 4 MiB,
+/// JSON-escaped).
+pub const MAX_BODY: usize = 16 << 20;
+
+/// What every request needs: the registry service and the identity service.
+#[derive(Clone)]
+pub struct EcrApi {
+    registry: Registry,
+    iam: Iam,
+}
+
+/// The ECR API router (`POST /`) over `registry` and `iam`. Merge it into the app.
+pub fn router(registry: Registry, iam: Iam) -> Router {
+    Router::new()
+        .route("/", any(handle))
+        .with_state(EcrApi { registry, iam })
+}
+
+/// One request's context: who calls which operation, through which address.
+pub(crate) struct Ctx<'a> {
+    pub registry: &'a Registry,
+    pub iam: &'a Iam,
+    pub caller: Caller,
+    pub op: Operation,
+    /// The `Host` the client used (`127.0.0.1:5000`): the registry's real address for
+    /// `proxyEndpoint`, `repositoryUri` and download URLs.
+    pub host: String,
+}
+
+impl Ctx<'_> {
+    /// This registry's ID (its account).
+    pub fn account(&self) -> &str {
+        self.iam.account().as_str()
+    }
+
+    /// Authorises this operation's action on `resource` (an ARN or `*`).
+    pub async fn authorize(&self, resource: &str) -> Result<(), EcrError> {
+        self.iam
+            .authorize(&self.caller, &self.op.action(), resource)
+            .await
+            .map_err(|d| EcrError::new("AccessDeniedException", d.to_string()))
+    }
+
+    /// Authorises this operation's action on a repository.
+    pub async fn authorize_repo(&self, repo: &RepositoryName) -> Result<(), EcrError> {
+        self.authorize(&self.iam.repository_arn(repo.as_str()))
+            .await
+    }
+
+    /// Checks an optional `registryId`: this server hosts one registry.
+    pub fn check_registry(&self, id: Option<&str>) -> Result<(), EcrError> {
+        let Some(id) = id else { return Ok(()) };
+        validate::registry_id(id, "registryId")?;
+        if id != self.account() {
+            return Err(EcrError::invalid_parameter(
+                "registryId",
+                format!(
+                    "registry {id} is not hosted here; this Berth server hosts registry {}",
+                    self.account()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `RepositoryNotFoundException` with ECR's message.
+    pub fn repository_not_found(&self, repo: &str) -> EcrError {
+        EcrError::new(
+            "RepositoryNotFoundException",
+            format!(
+                "The repository with name '{repo}' does not exist in the registry with id '{}'",
+                self.account()
+            ),
+        )
+    }
+}
+
+fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn handle(State(api): State<EcrApi>, req: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let result = serve(&api, req).await;
+    let mut resp = match result {
+        Ok(body) => {
+            let mut r = (StatusCode::OK, body.to_string()).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+            r
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "ECR API request refused");
+            e.into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+async fn serve(api: &EcrApi, req: Request) -> Result<serde_json::Value, EcrError> {
+    if req.method() != axum::http::Method::POST {
+        let mut e = EcrError::new(
+            "UnknownOperationException",
+            format!(
+                "{} / is not an ECR operation: the ECR API takes POST / with an X-Amz-Target header",
+                req.method()
+            ),
+        );
+        e.status = StatusCode::METHOD_NOT_ALLOWED;
+        return Err(e);
+    }
+    let target = header_str(&req, "x-amz-target").unwrap_or("");
+    let op = Operation::from_target(target).ok_or_else(|| {
+        EcrError::new(
+            "UnknownOperationException",
+            if target.is_empty() {
+                "the request has no X-Amz-Target header naming an ECR operation".to_string()
+            } else {
+                format!(
+                    "X-Amz-Target '{target}' names no operation of {}",
+                    operation::TARGET_PREFIX
+                )
+            },
+        )
+    })?;
+    let source_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let host = header_str(&req, "host")
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".into());
+    let (parts, body) = req.into_parts();
+    let limit = if op == Operation::UploadLayerPart {
+        MAX_UPLOAD_PART_BODY
+    } else {
+        MAX_BODY
+    };
+    let body = read_body(body, limit, op).await?;
+
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+        .collect();
+    let host_header;
+    let mut signed_headers = headers;
+    if !signed_headers.iter().any(|(k, _)| *k == "host") {
+        // HTTP/2 carries the host in :authority; the signature covers it as `host`.
+        host_header = host.clone();
+        signed_headers.push(("host", host_header.as_str()));
+    }
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &signed_headers,
+        body: &body,
+    };
+    let caller = if parts.headers.get(header::AUTHORIZATION).is_none() && api.iam.allow_anonymous()
+    {
+        api.iam.anonymous(source_ip)
+    } else {
+        api.iam
+            .authenticate_sigv4(&signed, source_ip)
+            .await
+            .map_err(|e| EcrError::new(e.aws_type(), e.to_string()))?
+    };
+    let ctx = Ctx {
+        registry: &api.registry,
+        iam: &api.iam,
+        caller,
+        op,
+        host,
+    };
+    handlers::dispatch(&ctx, &body).await
+}
+
+async fn read_body(body: Body, limit: usize, op: Operation) -> Result<bytes::Bytes, EcrError> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(EcrError::new(
+            "InvalidParameterException",
+            format!(
+                "the {op} request body exceeds {limit} bytes{}",
+                if op == Operation::UploadLayerPart {
+                    "; send layer parts of at most 20 MiB (20971520 bytes)"
+                } else {
+                    ""
+                }
+            ),
+        )),
+        Err(e) => Err(EcrError::new(
+            "SerializationException",
+            format!("reading the request body failed: {e}"),
+        )),
+    }
+}

@@ -1,0 +1,23 @@
+//! # berth-iam: identity and access, the way IAM and ECR do it
+//!
+//! Owns who a caller is and what they may do: accounts, principals (users, roles,
+//! assumed-role sessions, service principals, anonymous), access keys and their
+//! encryption at rest (`secret`), ECR-style authorization tokens (`token`), SigV4
+//! verification (`sigv4`), presigned blob URLs (`presign`), IAM JSON policy documents and
+//! their evaluation (`policy`), and the service that puts them together with the identity
+//! tables of `berth-meta` and the audit trail (`service`, `audit`). Knows nothing about
+//! HTTP servers or blob storage.
+
+#![deny(missing_docs)]
+
+pub mod audit;
+pub mod policy;
+pub mod presign;
+pub mod principal;
+pub mod secret;
+pub mod service;
+pub mod sigv4;
+pub mod token;
+
+pub use principal::{AccountId, Principal, PrincipalKind};
+pub use service::{AuthError, AuthorizationToken, Caller, Denied, Iam, IamConfig, IamError};

@@ -1,0 +1,116 @@
+//! Authentication and authorisation of OCI API requests (issue 3; ECR_REFERENCE §4.2).
+//!
+//! Credentials: HTTP Basic with `AWS:<authorization token password>` (what
+//! `docker login -u AWS` sends after `aws ecr get-login-password` / `berth login`) or
+//! `<access key ID>:<secret access key>`; a presigned blob URL's query
+//! (GetDownloadUrlForLayer); or none (anonymous). Every endpoint maps to the ECR action
+//! that real ECR checks for it, on the repository's ARN, and is authorised before the
+//! service is called, so a caller without rights learns nothing about the repository
+//! (DESIGN.md invariant 6).
+//!
+//! Refusals: bad credentials, or an anonymous caller that policies do not admit → 401
+//! `UNAUTHORIZED` with `WWW-Authenticate: Basic realm=…,service=…` so clients log in;
+//! an authenticated caller without rights → 403 `DENIED` with AWS's message.
+
+use crate::endpoint::Endpoint;
+use crate::error::OciError;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_iam::{AuthError, Caller, Denied, Iam};
+use std::net::IpAddr;
+
+/// The ECR action that real ECR checks for an endpoint and method (issue 3's table):
+/// manifest GET/HEAD and referrers → `ecr:BatchGetImage`; blob GET →
+/// `ecr:GetDownloadUrlForLayer`; blob HEAD → `ecr:BatchCheckLayerAvailability`; upload
+/// start → `ecr:InitiateLayerUpload`; upload status/PATCH/cancel → `ecr:UploadLayerPart`;
+/// upload PUT → `ecr:CompleteLayerUpload`; manifest PUT → `ecr:PutImage`; deletes →
+/// `ecr:BatchDeleteImage`; tag list → `ecr:ListImages`; catalog →
+/// `ecr:DescribeRepositories`. `None` for `/v2/` itself (authentication only).
+pub fn action(ep: &Endpoint, method: &Method) -> Option<&'static str> {
+    let m = method.as_str();
+    Some(match (ep, m) {
+        (Endpoint::Base, _) => return None,
+        (Endpoint::Catalog, _) => "ecr:DescribeRepositories",
+        (Endpoint::Tags(_), _) => "ecr:ListImages",
+        (Endpoint::Manifest(..), "PUT") => "ecr:PutImage",
+        (Endpoint::Manifest(..) | Endpoint::Blob(..), "DELETE") => "ecr:BatchDeleteImage",
+        (Endpoint::Manifest(..) | Endpoint::Referrers(..), _) => "ecr:BatchGetImage",
+        (Endpoint::Blob(..), "HEAD") => "ecr:BatchCheckLayerAvailability",
+        (Endpoint::Blob(..), _) => "ecr:GetDownloadUrlForLayer",
+        (Endpoint::UploadStart(_), _) => "ecr:InitiateLayerUpload",
+        (Endpoint::Upload(..), "PUT") => "ecr:CompleteLayerUpload",
+        (Endpoint::Upload(..), _) => "ecr:UploadLayerPart",
+    })
+}
+
+/// The `WWW-Authenticate` challenge: ECR's form, with the realm naming this registry's
+/// address as the client reached it.
+fn challenge(headers: &HeaderMap) -> HeaderValue {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+        .unwrap_or("localhost");
+    HeaderValue::from_str(&format!(
+        "Basic realm=\"http://{host}/\",service=\"ecr.amazonaws.com\""
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"berth\""))
+}
+
+/// 401 `UNAUTHORIZED` with the challenge (distribution-spec § Error Codes code-12).
+pub fn unauthorized(headers: &HeaderMap, message: String) -> Response {
+    let mut resp = OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).into_response();
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge(headers));
+    resp
+}
+
+/// The response for a refused authorisation.
+pub fn denied(headers: &HeaderMap, d: Denied) -> Response {
+    if d.anonymous {
+        unauthorized(headers, format!("authentication required: {}", d.message))
+    } else {
+        OciError::new(StatusCode::FORBIDDEN, "DENIED", d.message).into_response()
+    }
+}
+
+fn auth_failed(headers: &HeaderMap, e: AuthError) -> Response {
+    unauthorized(headers, e.to_string())
+}
+
+/// Who is calling: from the `Authorization` header, a presigned blob URL, or nobody.
+/// Errors: a 401 response for credentials that do not verify (never silently anonymous).
+pub async fn authenticate(
+    iam: &Iam,
+    headers: &HeaderMap,
+    ep: Option<&Endpoint>,
+    query: Option<&str>,
+    ip: Option<IpAddr>,
+) -> Result<Caller, Response> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().unwrap_or("");
+        let (scheme, cred) = v.split_once(' ').unwrap_or((v, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            return iam
+                .authenticate_basic(cred, ip)
+                .await
+                .map_err(|e| auth_failed(headers, e));
+        }
+        return Err(unauthorized(
+            headers,
+            format!(
+                "unsupported Authorization scheme '{scheme}': this registry takes Basic credentials \
+                 (an access key, or AWS and the password from `aws ecr get-login-password`)"
+            ),
+        ));
+    }
+    if let (Some(Endpoint::Blob(n, d)), Some(q)) = (ep, query) {
+        if q.contains("X-Berth-Signature=") {
+            return iam
+                .authenticate_presigned(n.as_str(), &d.to_string(), q, ip)
+                .await
+                .map_err(|e| auth_failed(headers, e));
+        }
+    }
+    Ok(iam.anonymous(ip))
+}

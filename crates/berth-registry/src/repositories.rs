@@ -1,0 +1,247 @@
+//! Repository management and image listings: what the ECR API adds to the push and pull
+//! operations of `lib.rs` (creation with settings, deletion, tag rules, resource tags,
+//! image details, `PutImage`, the layer-upload checks). Same rules as the rest of the
+//! service layer; none of it knows about the ECR wire format.
+
+use crate::{PutManifest, Registry, RegistryError, Result};
+use berth_core::{Digest, ParsedManifest, Reference, RepositoryName, Tag};
+use berth_meta::repository::ImageKey;
+use berth_meta::{ImageRecord, RepositoryRecord, RepositorySettings, TagRules, TagStatus};
+use bytes::Bytes;
+
+/// Resource tags a repository may carry (ECR's quota).
+pub const MAX_RESOURCE_TAGS: usize = 50;
+
+impl Registry {
+    /// Creates a repository with `settings` and resource `tags`.
+    /// Errors: [`RegistryError::RepositoryAlreadyExists`].
+    pub async fn create_repository(
+        &self,
+        repo: &RepositoryName,
+        settings: &RepositorySettings,
+        tags: &[(String, String)],
+    ) -> Result<RepositoryRecord> {
+        if tags.len() > MAX_RESOURCE_TAGS {
+            return Err(RegistryError::TooManyTags(format!(
+                "{} tags given; a repository may have at most {MAX_RESOURCE_TAGS}",
+                tags.len()
+            )));
+        }
+        self.meta
+            .create_repository_with(repo, settings, tags)
+            .await?
+            .ok_or_else(|| RegistryError::RepositoryAlreadyExists(repo.to_string()))
+    }
+
+    /// A repository with its settings. Errors: [`RegistryError::NameUnknown`].
+    pub async fn repository(&self, repo: &RepositoryName) -> Result<RepositoryRecord> {
+        self.meta
+            .repository(repo)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.to_string()))
+    }
+
+    /// Up to `limit` repositories after `after`, in lexical order of name.
+    pub async fn repositories(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RepositoryRecord>> {
+        Ok(self.meta.repositories(after, limit).await?)
+    }
+
+    /// Deletes a repository; with `force`, also every image in it.
+    /// Errors: [`RegistryError::NameUnknown`], [`RegistryError::RepositoryNotEmpty`].
+    pub async fn delete_repository(
+        &self,
+        repo: &RepositoryName,
+        force: bool,
+    ) -> Result<RepositoryRecord> {
+        let deleted = self.meta.delete_repository(repo, force).await;
+        self.invalidate_cache();
+        deleted?.ok_or_else(|| RegistryError::NameUnknown(repo.to_string()))
+    }
+
+    /// Replaces the repository's tag mutability rules.
+    /// Errors: [`RegistryError::NameUnknown`].
+    pub async fn set_tag_rules(&self, repo: &RepositoryName, rules: &TagRules) -> Result<()> {
+        if self.meta.set_tag_rules(repo, rules).await? {
+            Ok(())
+        } else {
+            Err(RegistryError::NameUnknown(repo.to_string()))
+        }
+    }
+
+    /// The repository's resource tags, in key order. Errors: [`RegistryError::NameUnknown`].
+    pub async fn resource_tags(&self, repo: &RepositoryName) -> Result<Vec<(String, String)>> {
+        self.meta
+            .resource_tags(repo)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.to_string()))
+    }
+
+    /// Adds or overwrites resource tags (others are kept).
+    /// Errors: [`RegistryError::NameUnknown`], [`RegistryError::TooManyTags`].
+    pub async fn tag_resource(
+        &self,
+        repo: &RepositoryName,
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        if self
+            .meta
+            .tag_resource(repo, tags, MAX_RESOURCE_TAGS)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RegistryError::NameUnknown(repo.to_string()))
+        }
+    }
+
+    /// Removes resource tags by key. Errors: [`RegistryError::NameUnknown`].
+    pub async fn untag_resource(&self, repo: &RepositoryName, keys: &[String]) -> Result<()> {
+        if self.meta.untag_resource(repo, keys).await? {
+            Ok(())
+        } else {
+            Err(RegistryError::NameUnknown(repo.to_string()))
+        }
+    }
+
+    /// Up to `limit` (digest, tag) pairs after `after`, ordered by digest then tag.
+    /// Errors: [`RegistryError::NameUnknown`].
+    pub async fn list_images(
+        &self,
+        repo: &RepositoryName,
+        status: TagStatus,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<ImageKey>> {
+        Ok(self.meta.list_images(repo, status, after, limit).await?)
+    }
+
+    /// Up to `limit` images after digest `after`, in digest order, with their tags, sizes
+    /// and pull times. Errors: [`RegistryError::NameUnknown`].
+    pub async fn images(
+        &self,
+        repo: &RepositoryName,
+        status: TagStatus,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ImageRecord>> {
+        self.flush_pulls().await?;
+        Ok(self.meta.images(repo, status, after, limit).await?)
+    }
+
+    /// One image by tag or digest.
+    /// Errors: [`RegistryError::NameUnknown`], [`RegistryError::ManifestUnknown`].
+    pub async fn image(&self, repo: &RepositoryName, reference: &Reference) -> Result<ImageRecord> {
+        self.flush_pulls().await?;
+        let digest = match reference {
+            Reference::Digest(d) => Some(d.clone()),
+            Reference::Tag(t) => self
+                .meta
+                .manifest_head_by_tag(repo, t)
+                .await?
+                .map(|h| h.digest),
+        };
+        let found = match digest {
+            Some(d) => self.meta.image(repo, &d).await?,
+            None => None,
+        };
+        match found {
+            Some(i) => Ok(i),
+            None => Err(self.manifest_unknown(repo, reference).await),
+        }
+    }
+
+    /// Writes the pull times recorded since the last flush; returns how many images.
+    pub async fn flush_pulls(&self) -> Result<usize> {
+        let pulls = self.pulls.take();
+        if !pulls.is_empty() {
+            self.meta.record_pulls(&pulls).await?;
+        }
+        Ok(pulls.len())
+    }
+
+    /// Stores a manifest given as a whole (ECR `PutImage`): into an existing repository
+    /// only, under `tag` if given. `media_type` is the declared media type, if any;
+    /// `expected` is a digest the manifest must hash to.
+    /// Errors: [`RegistryError::NameUnknown`], [`RegistryError::ManifestDigestMismatch`],
+    /// [`RegistryError::ImageAlreadyExists`] (same manifest, and the tag already on it or
+    /// none given), [`RegistryError::TagImmutable`], [`RegistryError::ManifestBlobUnknown`],
+    /// and the manifest errors of [`Registry::put_manifest`].
+    pub async fn put_image(
+        &self,
+        repo: &RepositoryName,
+        body: Bytes,
+        media_type: Option<&str>,
+        tag: Option<&Tag>,
+        expected: Option<&Digest>,
+    ) -> Result<PutManifest> {
+        let parsed = ParsedManifest::parse(media_type.unwrap_or(""), &body)?;
+        let digest = match expected {
+            Some(want) => {
+                let got = want.recompute(&body);
+                if &got != want {
+                    return Err(RegistryError::ManifestDigestMismatch {
+                        given: want.clone(),
+                        computed: got,
+                    });
+                }
+                got
+            }
+            None => Digest::sha256_of(&body),
+        };
+        let stored = self
+            .meta
+            .put_manifest(repo, &digest, &parsed, &body, tag, false)
+            .await;
+        self.invalidate_cache();
+        let out = stored?;
+        if out.manifest_existed && (tag.is_none() || out.tag_unchanged) {
+            return Err(RegistryError::ImageAlreadyExists {
+                digest,
+                tag: tag.map(|t| t.to_string()),
+            });
+        }
+        Ok(PutManifest {
+            digest,
+            subject: parsed.subject.map(|s| s.digest),
+        })
+    }
+
+    /// Starts an upload in an existing repository (ECR `InitiateLayerUpload`, which
+    /// never creates repositories). Errors: [`RegistryError::NameUnknown`].
+    pub async fn start_layer_upload(&self, repo: &RepositoryName) -> Result<String> {
+        self.require_repository(repo).await?;
+        Ok(self.store.create_upload(repo.as_str()).await?)
+    }
+
+    /// Completes an upload as ECR's `CompleteLayerUpload` does: an empty upload or a
+    /// layer the repository already has is refused (and the session ended), otherwise as
+    /// [`Registry::complete_upload`]. Errors: [`RegistryError::EmptyUpload`],
+    /// [`RegistryError::BlobExists`], [`RegistryError::DigestInvalid`],
+    /// [`RegistryError::BlobUploadUnknown`].
+    pub async fn finish_layer_upload(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        digest: &Digest,
+    ) -> Result<u64> {
+        let st = self.upload_status(repo, id).await?;
+        if st.size == 0 {
+            let _ = self.store.cancel(id).await;
+            return Err(RegistryError::EmptyUpload(id.to_string()));
+        }
+        if self.meta.linked_blob(repo, digest).await?.is_some() {
+            let _ = self.store.cancel(id).await;
+            return Err(RegistryError::BlobExists(digest.clone()));
+        }
+        self.complete_upload(repo, id, digest, None).await
+    }
+
+    /// Whether an image in `repo` uses blob `digest` as its config or a layer.
+    pub async fn blob_in_image(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        Ok(self.meta.blob_in_image(repo, digest).await?)
+    }
+}

@@ -1,0 +1,698 @@
+//! `berth admin`: manage accounts, users, roles, service principals, access keys and
+//! policies, and read the audit trail — directly in the data directory's database, so it
+//! works whether or not the server runs (a running server picks changes up within a
+//! second). Secrets are printed once, when created, and never stored in clear.
+
+use crate::config::ServeArgs;
+use anyhow::Context;
+use berth_iam::service::StoredKind;
+use berth_iam::Iam;
+use berth_meta::iam::AuditQuery;
+use berth_meta::SqliteMeta;
+use clap::{Args, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `berth admin [--data-dir DIR] <command>`.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Data directory of the registry. [default: ./berth-data]
+    #[arg(long, env = "BERTH_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// The server's TOML config file (for data_dir, region and master_key_file).
+    #[arg(long, env = "BERTH_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Region (must match the server's). [default: us-east-1]
+    #[arg(long, env = "BERTH_REGION", value_name = "REGION", global = true)]
+    pub region: Option<String>,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// What to administer.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Accounts (registry IDs).
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// IAM users.
+    #[command(subcommand)]
+    User(PrincipalCmd),
+    /// IAM roles, and temporary credentials by assuming one.
+    #[command(subcommand)]
+    Role(RoleCmd),
+    /// Service principals (e.g. ecs-tasks.amazonaws.com), matched by `{"Service": …}`.
+    #[command(subcommand)]
+    Service(PrincipalCmd),
+    /// Access keys of users and service principals.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Identity policies of users and roles; policy simulation.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Repository policies (resource-based).
+    #[command(subcommand, name = "repository-policy")]
+    RepositoryPolicy(RepoPolicyCmd),
+    /// The registry policy (resource-based, registry-wide).
+    #[command(subcommand, name = "registry-policy")]
+    RegistryPolicy(RegistryPolicyCmd),
+    /// Query the audit trail of authentication and authorisation decisions.
+    Audit(AuditArgs),
+}
+
+/// Account commands.
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Create an account.
+    Create {
+        /// 12-digit account ID.
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Delete an account with all its principals, keys and policies.
+    Delete {
+        /// 12-digit account ID.
+        id: String,
+    },
+}
+
+/// Where a principal lives.
+#[derive(Debug, Args)]
+pub struct AccountOpt {
+    /// Account (default: this registry's own account).
+    #[arg(long)]
+    pub account: Option<String>,
+}
+
+/// User and service-principal commands.
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCmd {
+    /// Create one.
+    Create {
+        /// Name (for a service principal: the service, e.g. ecs-tasks.amazonaws.com).
+        name: String,
+        #[command(flatten)]
+        account: AccountOpt,
+        /// Principal tag KEY=VALUE (repeatable).
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+    },
+    /// List them.
+    List {
+        #[command(flatten)]
+        account: AccountOpt,
+    },
+    /// Delete one with its keys and policies.
+    Delete {
+        /// Name.
+        name: String,
+        #[command(flatten)]
+        account: AccountOpt,
+    },
+}
+
+/// Output of new credentials.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CredFormat {
+    /// AWS shared-credentials file (`[default]` …).
+    Credentials,
+    /// `export AWS_…=…` lines for a shell.
+    Env,
+    /// JSON, as STS and IAM print them.
+    Json,
+}
+
+/// Role commands.
+#[derive(Debug, Subcommand)]
+pub enum RoleCmd {
+    /// Create a role.
+    Create {
+        /// Role name.
+        name: String,
+        #[command(flatten)]
+        account: AccountOpt,
+        /// Principal tag KEY=VALUE (repeatable).
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+    },
+    /// List roles.
+    List {
+        #[command(flatten)]
+        account: AccountOpt,
+    },
+    /// Delete a role with its policies and sessions.
+    Delete {
+        /// Role name.
+        name: String,
+        #[command(flatten)]
+        account: AccountOpt,
+    },
+    /// Assume a role: print temporary credentials (key, secret, session token).
+    Assume {
+        /// Role name.
+        name: String,
+        #[command(flatten)]
+        account: AccountOpt,
+        /// Role session name.
+        #[arg(long, default_value = "berth-admin")]
+        session_name: String,
+        /// Lifetime in seconds (900–43200).
+        #[arg(long, default_value_t = 3600)]
+        duration_secs: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "credentials")]
+        format: CredFormat,
+    },
+}
+
+/// Access-key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Create an access key for a user or a service principal; prints the secret once.
+    Create {
+        /// The user's name.
+        #[arg(long, conflicts_with = "service", required_unless_present = "service")]
+        user: Option<String>,
+        /// The service principal's name.
+        #[arg(long)]
+        service: Option<String>,
+        #[command(flatten)]
+        account: AccountOpt,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "credentials")]
+        format: CredFormat,
+    },
+    /// List access keys (never their secrets).
+    List {
+        #[command(flatten)]
+        account: AccountOpt,
+    },
+    /// Delete an access key (or temporary credentials).
+    Delete {
+        /// Access key ID.
+        id: String,
+    },
+}
+
+/// Whose identity policy.
+#[derive(Debug, Args)]
+pub struct PolicyOwner {
+    /// A user's name.
+    #[arg(long, conflicts_with = "role", required_unless_present = "role")]
+    pub user: Option<String>,
+    /// A role's name.
+    #[arg(long)]
+    pub role: Option<String>,
+    #[command(flatten)]
+    pub account: AccountOpt,
+}
+
+/// Policy text from a file or the command line.
+#[derive(Debug, Args)]
+pub struct PolicyText {
+    /// File holding the policy JSON (`-` for stdin).
+    #[arg(
+        long,
+        conflicts_with = "document",
+        required_unless_present = "document"
+    )]
+    pub file: Option<PathBuf>,
+    /// The policy JSON itself.
+    #[arg(long)]
+    pub document: Option<String>,
+}
+
+impl PolicyText {
+    fn read(&self) -> anyhow::Result<String> {
+        match (&self.file, &self.document) {
+            (_, Some(d)) => Ok(d.clone()),
+            (Some(p), None) if p.as_os_str() == "-" => {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                Ok(s)
+            }
+            (Some(p), None) => {
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+            }
+            (None, None) => anyhow::bail!("give --file or --document"),
+        }
+    }
+}
+
+/// Identity-policy commands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Attach (create or replace) an inline policy to a user or role.
+    Put {
+        #[command(flatten)]
+        owner: PolicyOwner,
+        /// Policy name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        text: PolicyText,
+    },
+    /// Detach an inline policy.
+    Delete {
+        #[command(flatten)]
+        owner: PolicyOwner,
+        /// Policy name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List a user's or role's inline policies.
+    List {
+        #[command(flatten)]
+        owner: PolicyOwner,
+    },
+    /// Evaluate a request as the server would, without making it.
+    Simulate {
+        /// Principal ARN (user, `arn:aws:sts::<acct>:assumed-role/<role>/<session>`, or a
+        /// service name).
+        #[arg(long)]
+        principal: String,
+        /// Action, e.g. ecr:BatchGetImage.
+        #[arg(long)]
+        action: String,
+        /// Resource ARN, or a repository name (made into this registry's ARN).
+        #[arg(long)]
+        resource: String,
+    },
+}
+
+/// Repository-policy commands.
+#[derive(Debug, Subcommand)]
+pub enum RepoPolicyCmd {
+    /// Set a repository's policy.
+    Set {
+        /// Repository name.
+        repository: String,
+        #[command(flatten)]
+        text: PolicyText,
+    },
+    /// Print a repository's policy.
+    Get {
+        /// Repository name.
+        repository: String,
+    },
+    /// Delete a repository's policy.
+    Delete {
+        /// Repository name.
+        repository: String,
+    },
+}
+
+/// Registry-policy commands.
+#[derive(Debug, Subcommand)]
+pub enum RegistryPolicyCmd {
+    /// Set the registry policy.
+    Put {
+        #[command(flatten)]
+        text: PolicyText,
+    },
+    /// Print the registry policy.
+    Get,
+    /// Delete the registry policy.
+    Delete,
+}
+
+/// Filters of `berth admin audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Exact principal ARN (or access key ID for failed authentications).
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// Exact action, e.g. ecr:BatchGetImage or authenticate.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// allow or deny.
+    #[arg(long, value_parser = ["allow", "deny"])]
+    pub decision: Option<String>,
+    /// Resource ARN prefix, or a repository name.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Only records newer than this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub since_secs: Option<u64>,
+    /// At most this many records (newest first).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn tags(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    list.iter()
+        .map(|t| {
+            t.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("tag {t:?} must be KEY=VALUE"))
+        })
+        .collect()
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn print_creds(
+    format: CredFormat,
+    id: &str,
+    secret: &str,
+    token: Option<&str>,
+    expiration: Option<time::OffsetDateTime>,
+) {
+    match format {
+        CredFormat::Credentials => {
+            println!("[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}");
+            if let Some(t) = token {
+                println!("aws_session_token = {t}");
+            }
+        }
+        CredFormat::Env => {
+            println!("export AWS_ACCESS_KEY_ID={id}\nexport AWS_SECRET_ACCESS_KEY={secret}");
+            if let Some(t) = token {
+                println!("export AWS_SESSION_TOKEN={t}");
+            }
+        }
+        CredFormat::Json => {
+            let mut v = serde_json::json!({"AccessKeyId": id, "SecretAccessKey": secret});
+            if let Some(t) = token {
+                v["SessionToken"] = t.into();
+            }
+            if let Some(e) = expiration {
+                v["Expiration"] = rfc3339(e).into();
+            }
+            println!("{v}");
+        }
+    }
+}
+
+/// Runs one admin command.
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let settings = ServeArgs {
+        data_dir: args.data_dir.clone(),
+        config: args.config.clone(),
+        region: args.region.clone(),
+        ..Default::default()
+    }
+    .resolve()?;
+    let db = settings.data_dir.join("metadata.db");
+    anyhow::ensure!(
+        db.exists(),
+        "{} does not exist: run `berth serve --data-dir {}` once first",
+        db.display(),
+        settings.data_dir.display()
+    );
+    let meta = Arc::new(SqliteMeta::open(&db).await.context("opening metadata")?);
+    let iam = crate::identity::open(&settings, meta.clone(), false).await?;
+    let r = command(&iam, args.command).await;
+    meta.close().await;
+    r
+}
+
+fn account(iam: &Iam, a: &AccountOpt) -> String {
+    a.account
+        .clone()
+        .unwrap_or_else(|| iam.account().to_string())
+}
+
+fn owner(iam: &Iam, o: &PolicyOwner) -> (String, StoredKind, String) {
+    match (&o.user, &o.role) {
+        (Some(u), _) => (account(iam, &o.account), StoredKind::User, u.clone()),
+        (None, Some(r)) => (account(iam, &o.account), StoredKind::Role, r.clone()),
+        (None, None) => unreachable!("clap requires --user or --role"),
+    }
+}
+
+fn list_principals(iam: &Iam, a: &AccountOpt, kind: StoredKind) {
+    let acct = a.account.as_deref();
+    for (_, k, _, arn) in iam.list_principals(acct) {
+        if k == kind {
+            println!("{arn}");
+        }
+    }
+}
+
+async fn command(iam: &Iam, cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::Account(c) => match c {
+            AccountCmd::Create { id, name } => {
+                iam.create_account(&id, name.as_deref().unwrap_or(&id))
+                    .await?;
+                println!("created account {id}");
+            }
+            AccountCmd::List => {
+                for (id, name, default) in iam.list_accounts() {
+                    println!(
+                        "{id}\t{name}{}",
+                        if default { "\t(this registry)" } else { "" }
+                    );
+                }
+            }
+            AccountCmd::Delete { id } => {
+                iam.delete_account(&id).await?;
+                println!("deleted account {id}");
+            }
+        },
+        AdminCommand::User(c) => principal_cmd(iam, StoredKind::User, c).await?,
+        AdminCommand::Service(c) => principal_cmd(iam, StoredKind::Service, c).await?,
+        AdminCommand::Role(c) => match c {
+            RoleCmd::Create {
+                name,
+                account: a,
+                tags: t,
+            } => {
+                principal_cmd(
+                    iam,
+                    StoredKind::Role,
+                    PrincipalCmd::Create {
+                        name,
+                        account: a,
+                        tags: t,
+                    },
+                )
+                .await?
+            }
+            RoleCmd::List { account: a } => list_principals(iam, &a, StoredKind::Role),
+            RoleCmd::Delete { name, account: a } => {
+                principal_cmd(
+                    iam,
+                    StoredKind::Role,
+                    PrincipalCmd::Delete { name, account: a },
+                )
+                .await?
+            }
+            RoleCmd::Assume {
+                name,
+                account: a,
+                session_name,
+                duration_secs,
+                format,
+            } => {
+                let c = iam
+                    .assume_role(
+                        &account(iam, &a),
+                        &name,
+                        &session_name,
+                        Duration::from_secs(duration_secs),
+                    )
+                    .await?;
+                print_creds(
+                    format,
+                    &c.access_key_id,
+                    &c.secret_access_key,
+                    Some(&c.session_token),
+                    Some(c.expiration),
+                );
+            }
+        },
+        AdminCommand::Key(c) => match c {
+            KeyCmd::Create {
+                user,
+                service,
+                account: a,
+                format,
+            } => {
+                let (kind, name) = match (user, service) {
+                    (Some(u), _) => (StoredKind::User, u),
+                    (None, Some(s)) => (StoredKind::Service, s),
+                    (None, None) => anyhow::bail!("give --user or --service"),
+                };
+                let k = iam
+                    .create_access_key(&account(iam, &a), kind, &name)
+                    .await?;
+                print_creds(format, &k.access_key_id, &k.secret_access_key, None, None);
+            }
+            KeyCmd::List { account: a } => {
+                for (id, owner, session, expires) in iam.list_access_keys(a.account.as_deref()) {
+                    let mut line = format!("{id}\t{owner}");
+                    if let Some(s) = session {
+                        line.push_str(&format!("\tsession={s}"));
+                    }
+                    if let Some(e) =
+                        expires.and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok())
+                    {
+                        line.push_str(&format!("\texpires={}", rfc3339(e)));
+                    }
+                    println!("{line}");
+                }
+            }
+            KeyCmd::Delete { id } => {
+                iam.delete_access_key(&id).await?;
+                println!("deleted access key {id}");
+            }
+        },
+        AdminCommand::Policy(c) => match c {
+            PolicyCmd::Put {
+                owner: o,
+                name,
+                text,
+            } => {
+                let (a, k, n) = owner(iam, &o);
+                iam.put_identity_policy(&a, k, &n, &name, &text.read()?)
+                    .await?;
+                println!("attached policy {name} to {} {n}", k.as_str());
+            }
+            PolicyCmd::Delete { owner: o, name } => {
+                let (a, k, n) = owner(iam, &o);
+                iam.delete_identity_policy(&a, k, &n, &name).await?;
+                println!("detached policy {name} from {} {n}", k.as_str());
+            }
+            PolicyCmd::List { owner: o } => {
+                let (a, k, n) = owner(iam, &o);
+                for (name, doc) in iam.list_identity_policies(&a, k, &n).await? {
+                    println!("{name}\t{doc}");
+                }
+            }
+            PolicyCmd::Simulate {
+                principal,
+                action,
+                resource,
+            } => {
+                let resource = if resource.starts_with("arn:") || resource == "*" {
+                    resource
+                } else {
+                    iam.repository_arn(&resource)
+                };
+                let (allowed, reason, message) = iam.simulate(&principal, &action, &resource)?;
+                if allowed {
+                    println!("allow\t{reason}");
+                } else {
+                    println!("deny\t{reason}\n{message}");
+                    std::process::exit(1);
+                }
+            }
+        },
+        AdminCommand::RepositoryPolicy(c) => match c {
+            RepoPolicyCmd::Set { repository, text } => {
+                berth_core::RepositoryName::parse(&repository)?;
+                iam.set_repository_policy(&repository, &text.read()?)
+                    .await?;
+                println!("set the policy of repository {repository}");
+            }
+            RepoPolicyCmd::Get { repository } => {
+                match iam.get_repository_policy(&repository).await? {
+                    Some(t) => println!("{t}"),
+                    None => anyhow::bail!("repository {repository} has no policy"),
+                }
+            }
+            RepoPolicyCmd::Delete { repository } => {
+                match iam.delete_repository_policy(&repository).await? {
+                    Some(_) => println!("deleted the policy of repository {repository}"),
+                    None => anyhow::bail!("repository {repository} has no policy"),
+                }
+            }
+        },
+        AdminCommand::RegistryPolicy(c) => match c {
+            RegistryPolicyCmd::Put { text } => {
+                iam.put_registry_policy(&text.read()?).await?;
+                println!("set the registry policy");
+            }
+            RegistryPolicyCmd::Get => match iam.get_registry_policy().await? {
+                Some(t) => println!("{t}"),
+                None => anyhow::bail!("no registry policy is set"),
+            },
+            RegistryPolicyCmd::Delete => match iam.delete_registry_policy().await? {
+                Some(_) => println!("deleted the registry policy"),
+                None => anyhow::bail!("no registry policy is set"),
+            },
+        },
+        AdminCommand::Audit(a) => {
+            let resource_prefix = a.resource.map(|r| {
+                if r.starts_with("arn:") || r == "*" {
+                    r
+                } else {
+                    iam.repository_arn(&r)
+                }
+            });
+            let since_ms = a.since_secs.map(|s| {
+                time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - (s as i64) * 1000
+            });
+            let rows = iam
+                .query_audit(&AuditQuery {
+                    principal: a.principal,
+                    action: a.action,
+                    decision: a.decision,
+                    resource_prefix,
+                    since_ms,
+                    limit: a.limit,
+                })
+                .await?;
+            for r in rows {
+                let at =
+                    time::OffsetDateTime::from_unix_timestamp_nanos(r.at_ms as i128 * 1_000_000)
+                        .map(rfc3339)
+                        .unwrap_or_default();
+                if a.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"time": at, "principal": r.principal, "action": r.action,
+                            "resource": r.resource, "decision": r.decision, "reason": r.reason,
+                            "sourceIp": r.source_ip})
+                    );
+                } else {
+                    println!(
+                        "{at}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        r.decision,
+                        r.principal,
+                        r.action,
+                        r.resource,
+                        r.reason,
+                        r.source_ip.unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn principal_cmd(iam: &Iam, kind: StoredKind, c: PrincipalCmd) -> anyhow::Result<()> {
+    match c {
+        PrincipalCmd::Create {
+            name,
+            account: a,
+            tags: t,
+        } => {
+            let acct = account(iam, &a);
+            iam.create_principal(&acct, kind, &name, tags(&t)?).await?;
+            println!("created {} {name} in account {acct}", kind.as_str());
+        }
+        PrincipalCmd::List { account: a } => list_principals(iam, &a, kind),
+        PrincipalCmd::Delete { name, account: a } => {
+            let acct = account(iam, &a);
+            iam.delete_principal(&acct, kind, &name).await?;
+            println!("deleted {} {name} from account {acct}", kind.as_str());
+        }
+    }
+    Ok(())
+}

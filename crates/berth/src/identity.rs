@@ -1,0 +1,123 @@
+//! Opening the identity service for `berth serve` and `berth admin`: the master key,
+//! the default account, the bootstrap administrator, and identities declared in the
+//! config file.
+
+use crate::config::{IamDeclarations, Settings};
+use anyhow::Context;
+use berth_iam::audit::AuditSink;
+use berth_iam::secret::Keys;
+use berth_iam::service::StoredKind;
+use berth_iam::{Iam, IamConfig, IamError};
+use berth_meta::SqliteMeta;
+use std::sync::Arc;
+
+/// The master key: `BERTH_MASTER_KEY` (base64 of 32 bytes) if set, else the key file
+/// (created on first use when `create` is true).
+fn keys(s: &Settings, create: bool) -> anyhow::Result<Keys> {
+    if let Ok(v) = std::env::var("BERTH_MASTER_KEY") {
+        return Ok(Keys::from_base64(&v)?);
+    }
+    if !create && !s.master_key_file.exists() {
+        anyhow::bail!(
+            "master key file {} does not exist: has `berth serve` run on this data directory?",
+            s.master_key_file.display()
+        );
+    }
+    let (k, created) = Keys::load_or_create(&s.master_key_file)?;
+    if created {
+        tracing::info!(path = %s.master_key_file.display(), "created the master key (keep it with the data directory, and back it up)");
+    }
+    Ok(k)
+}
+
+/// Opens the identity service. When `serving`, starts the audit writer, creates the
+/// bootstrap administrator on first start and applies the config file's declarations.
+pub async fn open(s: &Settings, meta: Arc<SqliteMeta>, serving: bool) -> anyhow::Result<Iam> {
+    let keys = keys(s, serving)?;
+    let audit = if serving {
+        AuditSink::start(meta.clone())
+    } else {
+        AuditSink::log_only()
+    };
+    let iam = Iam::open(
+        meta,
+        keys,
+        IamConfig {
+            region: s.region.clone(),
+            account_id: s.account_id.clone(),
+            allow_anonymous: s.allow_anonymous,
+            token_lifetime: s.token_lifetime,
+            ..IamConfig::default()
+        },
+        audit,
+    )
+    .await?;
+    if serving {
+        let path = s.data_dir.join("admin-credentials");
+        if let Some(p) = iam.bootstrap(&path).await? {
+            tracing::info!(
+                path = %p.display(),
+                user = %format!("arn:aws:iam::{}:user/admin", iam.account()),
+                "created the administrator; its access key is in this file (AWS shared-credentials format)"
+            );
+        }
+        apply(&iam, &s.iam)
+            .await
+            .context("applying the [iam] declarations of the config file")?;
+    }
+    Ok(iam)
+}
+
+fn ignore_exists(r: Result<(), IamError>) -> Result<(), IamError> {
+    match r {
+        Err(IamError::AlreadyExists(_)) => Ok(()),
+        other => other,
+    }
+}
+
+/// Creates what the config file declares and is missing; (re)applies declared policies.
+async fn apply(iam: &Iam, d: &IamDeclarations) -> anyhow::Result<()> {
+    for a in &d.accounts {
+        ignore_exists(
+            iam.create_account(&a.id, a.name.as_deref().unwrap_or(&a.id))
+                .await,
+        )?;
+    }
+    let own = iam.account().to_string();
+    for (kind, list) in [
+        (StoredKind::User, &d.users),
+        (StoredKind::Role, &d.roles),
+        (StoredKind::Service, &d.services),
+    ] {
+        for p in list {
+            let account = p.account.as_deref().unwrap_or(&own);
+            ignore_exists(
+                iam.create_principal(account, kind, &p.name, p.tags.clone())
+                    .await,
+            )
+            .with_context(|| format!("{} {}", kind.as_str(), p.name))?;
+            for (policy_name, text) in &p.policies {
+                iam.put_identity_policy(account, kind, &p.name, policy_name, text)
+                    .await
+                    .with_context(|| {
+                        format!("policy {policy_name} of {} {}", kind.as_str(), p.name)
+                    })?;
+            }
+        }
+    }
+    for (repo, text) in &d.repository_policies {
+        if iam.get_repository_policy(repo).await?.as_deref() != Some(text.as_str()) {
+            iam.set_repository_policy(repo, text)
+                .await
+                .with_context(|| format!("repository policy of {repo}"))?;
+        }
+    }
+    if let Some(text) = &d.registry_policy {
+        if iam.get_registry_policy().await?.as_deref() != Some(text.as_str()) {
+            iam.put_registry_policy(text)
+                .await
+                .context("registry policy")?;
+        }
+    }
+    Ok(())
+}

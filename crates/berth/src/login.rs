@@ -1,0 +1,141 @@
+//! `berth login`: prints a password for `docker login -u AWS --password-stdin`, as
+//! `aws ecr get-login-password` does (ECR_REFERENCE §4.1), by calling the registry's
+//! ECR API operation GetAuthorizationToken signed with SigV4.
+//!
+//! Credentials come from where the AWS CLI finds them: `AWS_ACCESS_KEY_ID` /
+//! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, else the shared credentials file
+//! (`AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`) and profile
+//! (`--profile`, `AWS_PROFILE`, default `default`).
+
+use anyhow::Context;
+use base64::Engine;
+use clap::Args;
+use std::path::PathBuf;
+use zeroize::Zeroizing;
+
+/// `berth login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry's address. [default: http://127.0.0.1:5000]
+    #[arg(long, env = "BERTH_REGISTRY", value_name = "URL")]
+    pub registry: Option<String>,
+    /// Profile in the shared credentials file.
+    #[arg(long, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Region to sign for (must be the registry's). [default: us-east-1]
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+}
+
+struct Creds {
+    id: String,
+    secret: Zeroizing<String>,
+    token: Option<Zeroizing<String>>,
+}
+
+fn credentials(profile: &str) -> anyhow::Result<Creds> {
+    if let (Ok(id), Ok(secret)) = (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        return Ok(Creds {
+            id,
+            secret: Zeroizing::new(secret),
+            token: std::env::var("AWS_SESSION_TOKEN").ok().map(Zeroizing::new),
+        });
+    }
+    let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")))
+        .context("no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE")?;
+    let ini = ini::Ini::load_from_file(&path)
+        .with_context(|| format!("reading credentials file {}", path.display()))?;
+    let sec = ini
+        .section(Some(profile))
+        .with_context(|| format!("profile [{profile}] is not in {}", path.display()))?;
+    let get = |k: &str| {
+        sec.get(k)
+            .map(str::to_string)
+            .with_context(|| format!("profile [{profile}] in {} has no {k}", path.display()))
+    };
+    Ok(Creds {
+        id: get("aws_access_key_id")?,
+        secret: Zeroizing::new(get("aws_secret_access_key")?),
+        token: sec
+            .get("aws_session_token")
+            .map(|t| Zeroizing::new(t.to_string())),
+    })
+}
+
+/// Runs `berth login`: prints the password on stdout.
+pub fn run(args: LoginArgs) -> anyhow::Result<()> {
+    let registry = args
+        .registry
+        .unwrap_or_else(|| "http://127.0.0.1:5000".into());
+    let registry = if registry.contains("://") {
+        registry
+    } else {
+        format!("http://{registry}")
+    };
+    let url = format!("{}/", registry.trim_end_matches('/'));
+    let region = args
+        .region
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".into());
+    let creds = credentials(args.profile.as_deref().unwrap_or("default"))?;
+    let body = b"{}";
+    let base = [
+        ("content-type", "application/x-amz-json-1.1"),
+        (
+            "x-amz-target",
+            "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+        ),
+    ];
+    let signed = berth_iam::sigv4::sign(
+        "POST",
+        &url,
+        &base,
+        body,
+        &creds.id,
+        &creds.secret,
+        creds.token.as_deref().map(|t| t.as_str()),
+        &region,
+        "ecr",
+        std::time::SystemTime::now(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut req = ureq::post(&url);
+    for (k, v) in base {
+        req = req.set(k, v);
+    }
+    for (k, v) in &signed {
+        req = req.set(k, v);
+    }
+    let resp = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, r)) => {
+            let v: serde_json::Value = r.into_json().unwrap_or_default();
+            anyhow::bail!(
+                "{url} refused GetAuthorizationToken ({code} {}): {}",
+                v["__type"].as_str().unwrap_or("error"),
+                v["message"].as_str().unwrap_or("no message")
+            );
+        }
+        Err(e) => return Err(e).with_context(|| format!("calling {url}")),
+    };
+    let v: serde_json::Value = resp.into_json().context("reading the answer")?;
+    let token = v["authorizationData"][0]["authorizationToken"]
+        .as_str()
+        .context("the answer has no authorizationData[0].authorizationToken")?;
+    let decoded = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .context("authorizationToken is not base64")?,
+    );
+    let decoded = std::str::from_utf8(&decoded).context("authorizationToken is not UTF-8")?;
+    let (_, password) = decoded
+        .split_once(':')
+        .context("authorizationToken is not user:password")?;
+    println!("{password}");
+    Ok(())
+}
