@@ -104,9 +104,11 @@ pub fn verify(
 ) -> Result<TokenClaims, TokenError> {
     let rest = password.strip_prefix("v1.").ok_or(TokenError::Malformed)?;
     let (body_b64, sig_b64) = rest.split_once('.').ok_or(TokenError::Malformed)?;
+    // A signature that does not even decode was altered: say so, like any other
+    // signature that does not match.
     let sig = URL_SAFE_NO_PAD
         .decode(sig_b64)
-        .map_err(|_| TokenError::Malformed)?;
+        .map_err(|_| TokenError::BadSignature)?;
     mac(key, &password.as_bytes()[..3 + body_b64.len()])
         .verify_slice(&sig)
         .map_err(|_| TokenError::BadSignature)?;
@@ -191,5 +193,27 @@ mod tests {
             verify(b"k", &forged, "us-east-1", 1_000),
             Err(TokenError::BadSignature)
         );
+    }
+
+    /// Regression: changing the signature's last character (which also carries base64
+    /// padding bits) was reported as "malformed" rather than as a bad signature.
+    #[test]
+    fn any_altered_signature_character_is_a_bad_signature() {
+        let pw = issue(b"k", &claims(2_000));
+        for (i, _) in pw.char_indices().skip(pw.rfind('.').unwrap() + 1) {
+            for c in ['A', 'B', 'Q', '_'] {
+                let mut f: Vec<char> = pw.chars().collect();
+                if f[i] == c {
+                    continue;
+                }
+                f[i] = c;
+                let f: String = f.into_iter().collect();
+                assert_eq!(
+                    verify(b"k", &f, "us-east-1", 1_000),
+                    Err(TokenError::BadSignature),
+                    "{f}"
+                );
+            }
+        }
     }
 }

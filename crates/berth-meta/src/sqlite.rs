@@ -4,6 +4,11 @@
 //! never wait for writes and writes are serialised in-process (no `SQLITE_BUSY` upgrade
 //! deadlocks). `synchronous = FULL`: a committed transaction survives power loss, so an
 //! acknowledged push is durable (DESIGN.md invariant 3). Migrations are embedded.
+//!
+//! Every write transaction starts with `BEGIN IMMEDIATE`: `berth admin` writes the same
+//! file from another process, and a deferred transaction that read before another
+//! process committed would fail at its first write (`SQLITE_BUSY_SNAPSHOT`) instead of
+//! waiting its turn under the busy timeout.
 
 use crate::{
     IndexChild, ManifestHead, ManifestRow, MetaError, MetaStore, PutOutcome, Referrer, Result,
@@ -168,7 +173,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn create_repository(&self, repo: &RepositoryName) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let (_, created) = ensure_repository(&mut tx, repo, true).await?;
         tx.commit().await?;
         Ok(created)
@@ -204,7 +209,7 @@ impl MetaStore for SqliteMeta {
         size: u64,
         create: bool,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let (id, _) = ensure_repository(&mut tx, repo, create).await?;
         let d = digest.to_string();
         sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)")
@@ -243,7 +248,7 @@ impl MetaStore for SqliteMeta {
         tag: Option<&Tag>,
         create: bool,
     ) -> Result<PutOutcome> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let (id, created_repository) = ensure_repository(&mut tx, repo, create).await?;
         let mut missing = Vec::new();
         for b in &parsed.blobs {
@@ -427,7 +432,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some((id,)) = sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = ?")
             .bind(repo.as_str())
             .fetch_optional(&mut *tx)

@@ -147,7 +147,7 @@ impl IamStore for SqliteMeta {
     }
 
     async fn create_account(&self, row: &AccountRow) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO iam_accounts (account_id, name, is_default, created_at) \
              VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -172,7 +172,7 @@ impl IamStore for SqliteMeta {
     }
 
     async fn delete_account(&self, account_id: &str) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM iam_accounts WHERE account_id = ?")
             .bind(account_id)
             .execute(&mut *tx)
@@ -185,7 +185,7 @@ impl IamStore for SqliteMeta {
     }
 
     async fn create_principal(&self, row: &PrincipalRow) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO iam_principals (account_id, kind, name, principal_id, tags, created_at) \
              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, kind, name) DO NOTHING",
@@ -206,7 +206,7 @@ impl IamStore for SqliteMeta {
     }
 
     async fn delete_principal(&self, account_id: &str, kind: &str, name: &str) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "DELETE FROM iam_principals WHERE account_id = ? AND kind = ? AND name = ?",
         )
@@ -223,7 +223,7 @@ impl IamStore for SqliteMeta {
     }
 
     async fn create_access_key(&self, row: &AccessKeyRow) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO iam_access_keys (access_key_id, account_id, kind, name, secret_enc, \
              session_name, session_token_hash, expires_at, created_at) \
@@ -246,7 +246,7 @@ impl IamStore for SqliteMeta {
     }
 
     async fn delete_access_key(&self, access_key_id: &str) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("DELETE FROM iam_access_keys WHERE access_key_id = ?")
             .bind(access_key_id)
             .execute(&mut *tx)
@@ -259,7 +259,7 @@ impl IamStore for SqliteMeta {
     }
 
     async fn delete_expired_keys(&self, now: i64) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
             "DELETE FROM iam_access_keys WHERE expires_at IS NOT NULL AND expires_at < ?",
         )
@@ -275,7 +275,7 @@ impl IamStore for SqliteMeta {
     }
 
     async fn put_identity_policy(&self, row: &IdentityPolicyRow) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO iam_policies (account_id, kind, name, policy_name, document) \
              VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, kind, name, policy_name) \
@@ -300,7 +300,7 @@ impl IamStore for SqliteMeta {
         name: &str,
         policy_name: &str,
     ) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "DELETE FROM iam_policies WHERE account_id = ? AND kind = ? AND name = ? \
              AND policy_name = ?",
@@ -323,7 +323,7 @@ impl IamStore for SqliteMeta {
         repository: &str,
         document: Option<&str>,
     ) -> Result<Option<String>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let previous = sqlx::query_as::<_, (String,)>(
             "SELECT document FROM repository_policies WHERE repository = ?",
         )
@@ -357,7 +357,7 @@ impl IamStore for SqliteMeta {
     }
 
     async fn set_registry_policy(&self, document: Option<&str>) -> Result<Option<String>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let previous = sqlx::query_as::<_, (String,)>(
             "SELECT value FROM registry_settings WHERE key = 'registry_policy'",
         )
@@ -389,7 +389,7 @@ impl IamStore for SqliteMeta {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for r in rows {
             sqlx::query(
                 "INSERT INTO audit_log (at_ms, principal, action, resource, decision, reason, \

@@ -162,7 +162,7 @@ impl RepositoryStore for SqliteMeta {
         settings: &RepositorySettings,
         tags: &[(String, String)],
     ) -> Result<Option<RepositoryRecord>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query_as::<_, (i64,)>(
             "INSERT INTO repositories (name, created_at, tag_mutability, tag_mutability_filters, \
              scan_on_push, encryption_type, kms_key) VALUES (?, ?, ?, ?, ?, ?, ?) \
@@ -225,7 +225,7 @@ impl RepositoryStore for SqliteMeta {
         repo: &RepositoryName,
         force: bool,
     ) -> Result<Option<RepositoryRecord>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some((id, record)) = record_in(&mut tx, repo).await? else {
             return Ok(None);
         };
@@ -284,7 +284,7 @@ impl RepositoryStore for SqliteMeta {
         tags: &[(String, String)],
         max: usize,
     ) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some((id,)) = sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = ?")
             .bind(repo.as_str())
             .fetch_optional(&mut *tx)
@@ -322,7 +322,7 @@ impl RepositoryStore for SqliteMeta {
     }
 
     async fn untag_resource(&self, repo: &RepositoryName, keys: &[String]) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some((id,)) = sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = ?")
             .bind(repo.as_str())
             .fetch_optional(&mut *tx)
@@ -411,7 +411,7 @@ impl RepositoryStore for SqliteMeta {
         if pulls.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for (repo, d, at) in pulls {
             sqlx::query(
                 "UPDATE manifests SET last_pulled_at = MAX(COALESCE(last_pulled_at, 0), ?) \

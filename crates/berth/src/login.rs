@@ -77,6 +77,13 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
     } else {
         format!("http://{registry}")
     };
+    // This client is built without TLS (it talks to the registry's own listener); behind
+    // a TLS-terminating proxy the AWS CLI does the same job.
+    anyhow::ensure!(
+        !registry.starts_with("https://"),
+        "berth login speaks plain HTTP only; for {registry} use \
+         `aws ecr get-login-password --endpoint-url {registry}`, which prints the same password"
+    );
     let url = format!("{}/", registry.trim_end_matches('/'));
     let region = args
         .region
