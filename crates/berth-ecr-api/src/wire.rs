@@ -86,6 +86,13 @@ pub fn resource_tags(tags: Vec<ResourceTag>) -> Result<Vec<(String, String)>, Ec
                     format!("tag key '{key}' must be 1 to 128 characters long"),
                 ));
             }
+            // AWS reserves the `aws:` prefix for its own tags.
+            if key.to_ascii_lowercase().starts_with("aws:") {
+                return Err(EcrError::new(
+                    "InvalidTagParameterException",
+                    format!("tag key '{key}' uses the reserved prefix 'aws:'"),
+                ));
+            }
             if value.chars().count() > 256 {
                 return Err(EcrError::new(
                     "InvalidTagParameterException",

@@ -952,3 +952,36 @@ async fn dispatch_table_matches_support() {
         }
     }
 }
+
+// Tryout regressions: AWS reserves the `aws:` tag prefix (InvalidTagParameterException);
+// a nextToken issued for one repository's listing is refused for another's.
+#[tokio::test]
+async fn reserved_tag_prefix_and_tokens_bound_to_their_repository() {
+    let env = Env::new().await;
+    let arn = env.create_repo("tok-a").await["repository"]["repositoryArn"].clone();
+    env.create_repo("tok-b").await;
+    env.call(
+        "TagResource",
+        json!({"resourceArn": arn, "tags": [{"Key": "aws:x", "Value": "1"}]}),
+    )
+    .await
+    .err("InvalidTagParameterException");
+    for i in 0..3 {
+        env.put_image("tok-a", Some(&format!("t{i}")), &format!("img{i}"))
+            .await;
+    }
+    for op in ["ListImages", "DescribeImages"] {
+        let page = env
+            .call(op, json!({"repositoryName": "tok-a", "maxResults": 1}))
+            .await
+            .ok();
+        let token = page["nextToken"].clone();
+        assert!(token.is_string(), "{op}: {page}");
+        env.call(
+            op,
+            json!({"repositoryName": "tok-b", "nextToken": token, "maxResults": 1}),
+        )
+        .await
+        .err("InvalidParameterException");
+    }
+}

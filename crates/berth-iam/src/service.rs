@@ -58,6 +58,8 @@ pub struct IamConfig {
     pub presign_lifetime: Duration,
     /// Largest accepted SigV4 clock skew (15 minutes).
     pub max_clock_skew: Duration,
+    /// Use the region recorded in the database instead of `region` (for `berth admin`).
+    pub adopt_stored_region: bool,
 }
 
 impl Default for IamConfig {
@@ -69,6 +71,7 @@ impl Default for IamConfig {
             token_lifetime: Duration::from_secs(token::TOKEN_LIFETIME_SECS as u64),
             presign_lifetime: Duration::from_secs(3600),
             max_clock_skew: Duration::from_secs(15 * 60),
+            adopt_stored_region: false,
         }
     }
 }
@@ -187,6 +190,12 @@ impl AuthError {
         }
     }
 
+    /// Whether the failure may come from a snapshot older than the database (a key or
+    /// principal created a moment ago by another process).
+    fn may_be_stale(&self) -> bool {
+        matches!(self, AuthError::UnknownAccessKey(_) | AuthError::Revoked(_))
+    }
+
     /// Short reason for the audit trail (never contains a secret).
     fn audit_reason(&self) -> String {
         self.to_string()
@@ -295,6 +304,8 @@ struct Snapshot {
     identity_policies: HashMap<PrincipalKey, Vec<(String, PolicyDocument)>>,
     repository_policies: HashMap<String, (String, PolicyDocument)>,
     registry_policy: Option<(String, PolicyDocument)>,
+    /// Access keys whose secret did not decrypt with the master key.
+    unsealable: usize,
 }
 
 /// A policy that denies everything: stands in for a stored document that no longer
@@ -402,6 +413,7 @@ impl Snapshot {
             identity_policies,
             repository_policies,
             registry_policy,
+            unsealable,
         }
     }
 }
@@ -471,6 +483,29 @@ impl Iam {
         audit: AuditSink,
     ) -> Result<Iam, IamError> {
         let mut snap = Snapshot::build(store.load_iam().await?, &keys);
+        if snap.unsealable > 0 {
+            return Err(IamError::Invalid(format!(
+                "{} stored access key(s) cannot be decrypted with this master key: is \
+                 BERTH_MASTER_KEY or the master key file the one this data directory was \
+                 created with?",
+                snap.unsealable
+            )));
+        }
+        // The region is part of every ARN in stored policies: a data directory serves one.
+        let mut cfg = cfg;
+        match store.get_setting("region").await? {
+            Some(r) if r != cfg.region && cfg.adopt_stored_region => cfg.region = r,
+            Some(r) if r != cfg.region => {
+                return Err(IamError::Invalid(format!(
+                    "this data directory serves region {r}, but region {} was configured \
+                     (ARNs in its policies name {r})",
+                    cfg.region
+                )))
+            }
+            Some(_) => {}
+            None if cfg.adopt_stored_region => {}
+            None => store.put_setting("region", &cfg.region).await?,
+        }
         let account = match (&snap.default_account, &cfg.account_id) {
             (Some(have), Some(want)) if have != want => {
                 return Err(IamError::Invalid(format!(
@@ -573,6 +608,16 @@ impl Iam {
                 }
             }
         })
+    }
+
+    /// Reloads the snapshot if another process changed the identity tables since it was
+    /// read; returns whether it did. Called before refusing an unknown key, so a key made
+    /// with `berth admin` works at once rather than after the next reload tick.
+    async fn refresh(&self) -> bool {
+        match self.inner.store.iam_generation().await {
+            Ok(g) if g != self.snapshot().generation => self.reload().await.is_ok(),
+            _ => false,
+        }
     }
 
     /// Rereads the identity tables.
@@ -685,7 +730,11 @@ impl Iam {
         credential: &str,
         source_ip: Option<IpAddr>,
     ) -> Result<Caller, AuthError> {
-        match self.basic(credential) {
+        let mut r = self.basic(credential);
+        if matches!(&r, Err((_, e)) if e.may_be_stale()) && self.refresh().await {
+            r = self.basic(credential);
+        }
+        match r {
             Ok(principal) => {
                 self.audit_authn(&principal.arn(), source_ip, true, "Basic".into())
                     .await;
@@ -793,9 +842,13 @@ impl Iam {
             .as_ref()
             .map(|a| a.access_key_id.clone())
             .unwrap_or_else(|_| "unknown".into());
-        let r = parsed
-            .map_err(AuthError::from)
+        let parsed = parsed.map_err(AuthError::from);
+        let mut r = parsed
+            .clone()
             .and_then(|auth| self.verify_sigv4(req, &auth));
+        if matches!(&r, Err(e) if e.may_be_stale()) && self.refresh().await {
+            r = parsed.and_then(|auth| self.verify_sigv4(req, &auth));
+        }
         match r {
             Ok(principal) => {
                 self.audit_authn(&principal.arn(), source_ip, true, "SigV4".into())
@@ -1105,9 +1158,18 @@ impl Iam {
                 Some(s) => format!("explicit deny in {policy} statement {s}"),
                 None => format!("explicit deny in {policy}"),
             },
-            policy::DecisionReason::ImplicitDeny { missing } => {
-                format!("implicit deny ({missing:?})")
-            }
+            policy::DecisionReason::ImplicitDeny { missing } => match missing {
+                policy::Missing::NoIdentityPolicy => {
+                    "implicit deny: no identity-based policy allows it".to_string()
+                }
+                policy::Missing::NoResourcePolicy => {
+                    "implicit deny: no resource-based policy allows it".to_string()
+                }
+                policy::Missing::Neither => {
+                    "implicit deny: no identity-based or resource-based policy allows it"
+                        .to_string()
+                }
+            },
         };
         let message = d
             .denial_message(&p.arn(), action, resource)
@@ -1560,19 +1622,28 @@ impl Iam {
     }
 
     /// Evaluates a request without performing it (`berth admin policy simulate`):
-    /// (allowed, what decided, AWS denial message).
+    /// (allowed, what decided, AWS denial message). `principal_arn` may be `anonymous`.
     pub fn simulate(
         &self,
         principal_arn: &str,
         action: &str,
         resource: &str,
+        source_ip: Option<IpAddr>,
     ) -> Result<(bool, String, String), IamError> {
-        let principal = self.principal_by_arn(principal_arn).ok_or_else(|| {
-            IamError::NotFound(format!("principal {principal_arn} does not exist"))
-        })?;
-        let caller = Caller {
-            principal,
-            source_ip: None,
+        let caller = if principal_arn == "anonymous" {
+            self.anonymous(source_ip)
+        } else {
+            let principal = self.principal_by_arn(principal_arn).ok_or_else(|| {
+                IamError::NotFound(format!(
+                    "principal {principal_arn} does not exist (give a user ARN, \
+                     arn:aws:sts::<account>:assumed-role/<role>/<session>, a service name, \
+                     or anonymous)"
+                ))
+            })?;
+            Caller {
+                principal,
+                source_ip,
+            }
         };
         Ok(self.decide(&caller, action, resource))
     }

@@ -203,12 +203,14 @@ async fn authorization_tokens() {
         "valid 12 hours, got {hours} min"
     );
 
-    // Another region (same master key, same database): refused, naming both regions.
+    // Another region (same master key): refused, naming both regions.
     let west = IamConfig {
         region: "eu-west-1".into(),
         ..cfg("111111111111")
     };
-    let other = env.iam(west).await;
+    // (A data directory serves one region, so the other server has its own.)
+    let elsewhere = Env::new().await;
+    let other = elsewhere.iam(west).await;
     let e = other
         .authenticate_basic(&tok.token, None)
         .await
@@ -218,7 +220,8 @@ async fn authorization_tokens() {
         "{e}"
     );
     // Another registry's key: forged.
-    let stranger = env.iam_with_key(cfg("111111111111"), 9).await;
+    let strange_env = Env::new().await;
+    let stranger = strange_env.iam_with_key(cfg("111111111111"), 9).await;
     let e = stranger
         .authenticate_basic(&tok.token, None)
         .await
@@ -487,6 +490,31 @@ async fn evaluation_across_accounts_and_audit() {
         "newest first: {rows:?}"
     );
     assert!(rows[1].reason.contains("AllowCrossAccountPull"), "{rows:?}");
+    // `berth admin audit --resource`: exact by default (tryout: `team/tiny` also matched
+    // `team/tinyx`), a prefix only when asked.
+    let q = |resource: Option<String>, resource_prefix: Option<String>| AuditQuery {
+        resource,
+        resource_prefix,
+        action: Some("ecr:BatchGetImage".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let short = repo.trim_end_matches("app").to_string();
+    assert!(iam
+        .query_audit(&q(Some(short.clone()), None))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!iam
+        .query_audit(&q(None, Some(short)))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!iam
+        .query_audit(&q(Some(repo.clone()), None))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Malformed policies are refused with a message naming the statement and field, and
@@ -574,4 +602,105 @@ async fn anonymous_access() {
     dev.authorize(&dev.anonymous(None), "ecr:PutImage", &repo)
         .await
         .unwrap();
+}
+
+/// Tryout regression: a key made by `berth admin` (another process) was refused for up
+/// to a second; an unknown key now makes the server check for newer identity data first.
+#[tokio::test]
+async fn a_key_made_by_another_process_works_at_once() {
+    let env = Env::new().await;
+    let server = env.iam(cfg("111111111111")).await;
+    let admin = env.iam(cfg("111111111111")).await;
+    let (id, secret) = user_with_key(&admin, "111111111111", "fresh").await;
+    server
+        .authenticate_basic(&basic(&id, &secret), None)
+        .await
+        .expect("no reload tick needed");
+}
+
+/// Tryout regressions: the wrong master key and another region are refused at start
+/// (rather than every key failing, or every ARN silently changing); `berth admin`
+/// adopts the recorded region.
+#[tokio::test]
+async fn wrong_master_key_and_other_region_refused_at_open() {
+    let env = Env::new().await;
+    let iam = env.iam(cfg("111111111111")).await;
+    user_with_key(&iam, "111111111111", "u").await;
+    let e = Iam::open(
+        env.meta.clone(),
+        Keys::from_master(&[2; 32]),
+        cfg("111111111111"),
+        AuditSink::log_only(),
+    )
+    .await
+    .err()
+    .expect("wrong key refused")
+    .to_string();
+    assert!(
+        e.contains("cannot be decrypted with this master key"),
+        "{e}"
+    );
+    let west = IamConfig {
+        region: "eu-west-1".into(),
+        ..cfg("111111111111")
+    };
+    let e = Iam::open(
+        env.meta.clone(),
+        Keys::from_master(&[1; 32]),
+        west.clone(),
+        AuditSink::log_only(),
+    )
+    .await
+    .err()
+    .expect("other region refused")
+    .to_string();
+    assert!(e.contains("serves region us-east-1"), "{e}");
+    let admin = Iam::open(
+        env.meta.clone(),
+        Keys::from_master(&[1; 32]),
+        IamConfig {
+            adopt_stored_region: true,
+            ..west
+        },
+        AuditSink::log_only(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin.region(), "us-east-1");
+}
+
+/// `berth admin policy simulate --principal anonymous --source-ip …` evaluates an
+/// anonymous caller with a source address.
+#[tokio::test]
+async fn simulate_anonymous_with_source_ip() {
+    let env = Env::new().await;
+    let iam = env.iam(cfg("111111111111")).await;
+    iam.set_repository_policy(
+        "public/app",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:BatchGetImage","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#,
+    )
+    .await
+    .unwrap();
+    let arn = iam.repository_arn("public/app");
+    let inside = iam
+        .simulate(
+            "anonymous",
+            "ecr:BatchGetImage",
+            &arn,
+            Some("10.1.2.3".parse().unwrap()),
+        )
+        .unwrap();
+    assert!(inside.0, "{inside:?}");
+    let outside = iam
+        .simulate(
+            "anonymous",
+            "ecr:BatchGetImage",
+            &arn,
+            Some("192.0.2.1".parse().unwrap()),
+        )
+        .unwrap();
+    assert!(
+        !outside.0 && outside.1 == "implicit deny: no resource-based policy allows it",
+        "{outside:?}"
+    );
 }

@@ -125,6 +125,8 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// `allow` or `deny`.
     pub decision: Option<String>,
+    /// Exact resource ARN.
+    pub resource: Option<String>,
     /// Resource ARN prefix.
     pub resource_prefix: Option<String>,
     /// Only records at or after this time, epoch milliseconds.
@@ -178,6 +180,10 @@ pub trait IamStore: Send + Sync + 'static {
     ) -> Result<Option<String>>;
     /// Sets (Some) or deletes (None) the registry policy; returns the previous one.
     async fn set_registry_policy(&self, document: Option<&str>) -> Result<Option<String>>;
+    /// A registry-wide setting (e.g. `region`), if set.
+    async fn get_setting(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a registry-wide setting.
+    async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
     /// Appends audit records in one transaction.
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<()>;
     /// Audit records matching `q`, newest first.

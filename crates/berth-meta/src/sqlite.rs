@@ -46,6 +46,18 @@ impl SqliteMeta {
     /// Opens (creating if needed) the database at `path` and applies migrations.
     /// Errors: the database cannot be opened or migrated.
     pub async fn open(path: &Path) -> Result<SqliteMeta> {
+        // The database holds sealed secrets and the audit trail: owner-only, like the
+        // master key. SQLite gives its -wal and -shm files the database file's mode.
+        #[cfg(unix)]
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| MetaError::Corrupt(format!("creating {}: {e}", path.display())))?;
+        }
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

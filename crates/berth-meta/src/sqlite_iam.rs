@@ -385,25 +385,50 @@ impl IamStore for SqliteMeta {
         Ok(previous)
     }
 
+    async fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_as::<_, (String,)>("SELECT value FROM registry_settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?
+                .map(|(v,)| v),
+        )
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO registry_settings (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
+        // One multi-row INSERT per chunk: each statement is a round trip to sqlx's SQLite
+        // worker thread, which per row would cap the trail at ~15k records/s.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        for r in rows {
-            sqlx::query(
+        for chunk in rows.chunks(1000) {
+            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO audit_log (at_ms, principal, action, resource, decision, reason, \
-                 source_ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(r.at_ms)
-            .bind(&r.principal)
-            .bind(&r.action)
-            .bind(&r.resource)
-            .bind(&r.decision)
-            .bind(&r.reason)
-            .bind(&r.source_ip)
-            .execute(&mut *tx)
-            .await?;
+                 source_ip) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.at_ms)
+                    .push_bind(&r.principal)
+                    .push_bind(&r.action)
+                    .push_bind(&r.resource)
+                    .push_bind(&r.decision)
+                    .push_bind(&r.reason)
+                    .push_bind(&r.source_ip);
+            });
+            qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -422,6 +447,9 @@ impl IamStore for SqliteMeta {
         }
         if let Some(d) = &q.decision {
             qb.push(" AND decision = ").push_bind(d.clone());
+        }
+        if let Some(r) = &q.resource {
+            qb.push(" AND resource = ").push_bind(r.clone());
         }
         if let Some(r) = &q.resource_prefix {
             qb.push(" AND substr(resource, 1, ")

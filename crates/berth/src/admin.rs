@@ -24,7 +24,8 @@ pub struct AdminArgs {
     /// The server's TOML config file (for data_dir, region and master_key_file).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
-    /// Region (must match the server's). [default: us-east-1]
+    /// Region, used only for a data directory that has not recorded one yet (the
+    /// server records its region at first start). [default: us-east-1]
     #[arg(long, env = "BERTH_REGION", value_name = "REGION", global = true)]
     pub region: Option<String>,
     #[command(subcommand)]
@@ -273,8 +274,8 @@ pub enum PolicyCmd {
     },
     /// Evaluate a request as the server would, without making it.
     Simulate {
-        /// Principal ARN (user, `arn:aws:sts::<acct>:assumed-role/<role>/<session>`, or a
-        /// service name).
+        /// Principal ARN (user, `arn:aws:sts::<acct>:assumed-role/<role>/<session>`), a
+        /// service name, or `anonymous`.
         #[arg(long)]
         principal: String,
         /// Action, e.g. ecr:BatchGetImage.
@@ -283,6 +284,9 @@ pub enum PolicyCmd {
         /// Resource ARN, or a repository name (made into this registry's ARN).
         #[arg(long)]
         resource: String,
+        /// The caller's IP address (`aws:SourceIp`).
+        #[arg(long)]
+        source_ip: Option<std::net::IpAddr>,
     },
 }
 
@@ -334,14 +338,14 @@ pub struct AuditArgs {
     /// allow or deny.
     #[arg(long, value_parser = ["allow", "deny"])]
     pub decision: Option<String>,
-    /// Resource ARN prefix, or a repository name.
+    /// A resource ARN or repository name (exact); end it with `*` for a prefix.
     #[arg(long)]
     pub resource: Option<String>,
     /// Only records newer than this many seconds.
     #[arg(long, value_name = "SECS")]
     pub since_secs: Option<u64>,
     /// At most this many records (newest first).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: u32,
     /// One JSON object per line.
     #[arg(long)]
@@ -414,7 +418,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     );
     let meta = Arc::new(SqliteMeta::open(&db).await.context("opening metadata")?);
     let iam = crate::identity::open(&settings, meta.clone(), false).await?;
-    let r = command(&iam, args.command).await;
+    let r = command(&iam, &meta, args.command).await;
     meta.close().await;
     r
 }
@@ -442,7 +446,7 @@ fn list_principals(iam: &Iam, a: &AccountOpt, kind: StoredKind) {
     }
 }
 
-async fn command(iam: &Iam, cmd: AdminCommand) -> anyhow::Result<()> {
+async fn command(iam: &Iam, meta: &SqliteMeta, cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Account(c) => match c {
             AccountCmd::Create { id, name } => {
@@ -506,13 +510,32 @@ async fn command(iam: &Iam, cmd: AdminCommand) -> anyhow::Result<()> {
                         Duration::from_secs(duration_secs),
                     )
                     .await?;
-                print_creds(
-                    format,
-                    &c.access_key_id,
-                    &c.secret_access_key,
-                    Some(&c.session_token),
-                    Some(c.expiration),
-                );
+                if let CredFormat::Json = format {
+                    // As `aws sts assume-role` prints it.
+                    let acct = account(iam, &a);
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "Credentials": {
+                                "AccessKeyId": c.access_key_id,
+                                "SecretAccessKey": c.secret_access_key.as_str(),
+                                "SessionToken": c.session_token.as_str(),
+                                "Expiration": rfc3339(c.expiration),
+                            },
+                            "AssumedRoleUser": {
+                                "Arn": format!("arn:aws:sts::{acct}:assumed-role/{name}/{session_name}"),
+                            },
+                        })
+                    );
+                } else {
+                    print_creds(
+                        format,
+                        &c.access_key_id,
+                        &c.secret_access_key,
+                        Some(&c.session_token),
+                        Some(c.expiration),
+                    );
+                }
             }
         },
         AdminCommand::Key(c) => match c {
@@ -577,13 +600,15 @@ async fn command(iam: &Iam, cmd: AdminCommand) -> anyhow::Result<()> {
                 principal,
                 action,
                 resource,
+                source_ip,
             } => {
                 let resource = if resource.starts_with("arn:") || resource == "*" {
                     resource
                 } else {
                     iam.repository_arn(&resource)
                 };
-                let (allowed, reason, message) = iam.simulate(&principal, &action, &resource)?;
+                let (allowed, reason, message) =
+                    iam.simulate(&principal, &action, &resource, source_ip)?;
                 if allowed {
                     println!("allow\t{reason}");
                 } else {
@@ -594,7 +619,13 @@ async fn command(iam: &Iam, cmd: AdminCommand) -> anyhow::Result<()> {
         },
         AdminCommand::RepositoryPolicy(c) => match c {
             RepoPolicyCmd::Set { repository, text } => {
-                berth_core::RepositoryName::parse(&repository)?;
+                let name = berth_core::RepositoryName::parse(&repository)?;
+                // As ECR's SetRepositoryPolicy: the repository must exist.
+                anyhow::ensure!(
+                    berth_meta::MetaStore::repository_exists(meta, &name).await?,
+                    "repository {repository} does not exist in registry {}",
+                    iam.account()
+                );
                 iam.set_repository_policy(&repository, &text.read()?)
                     .await?;
                 println!("set the policy of repository {repository}");
@@ -627,13 +658,18 @@ async fn command(iam: &Iam, cmd: AdminCommand) -> anyhow::Result<()> {
             },
         },
         AdminCommand::Audit(a) => {
-            let resource_prefix = a.resource.map(|r| {
+            let arn = |r: &str| {
                 if r.starts_with("arn:") || r == "*" {
-                    r
+                    r.to_string()
                 } else {
-                    iam.repository_arn(&r)
+                    iam.repository_arn(r)
                 }
-            });
+            };
+            let (resource, resource_prefix) = match a.resource.as_deref() {
+                Some(r) if r.ends_with('*') && r.len() > 1 => (None, Some(arn(&r[..r.len() - 1]))),
+                Some(r) => (Some(arn(r)), None),
+                None => (None, None),
+            };
             let since_ms = a.since_secs.map(|s| {
                 time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - (s as i64) * 1000
             });
@@ -642,6 +678,7 @@ async fn command(iam: &Iam, cmd: AdminCommand) -> anyhow::Result<()> {
                     principal: a.principal,
                     action: a.action,
                     decision: a.decision,
+                    resource,
                     resource_prefix,
                     since_ms,
                     limit: a.limit,

@@ -47,6 +47,8 @@ pub async fn open(s: &Settings, meta: Arc<SqliteMeta>, serving: bool) -> anyhow:
             account_id: s.account_id.clone(),
             allow_anonymous: s.allow_anonymous,
             token_lifetime: s.token_lifetime,
+            // `berth admin` follows the data directory's region; the server must match it.
+            adopt_stored_region: !serving,
             ..IamConfig::default()
         },
         audit,

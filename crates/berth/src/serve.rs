@@ -154,6 +154,11 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
             data_dir.display()
         )
     })?;
+    // Bind before creating anything: a busy port should fail before first-start files
+    // (master key, admin credentials) are written.
+    let listener = tokio::net::TcpListener::bind(s.listen)
+        .await
+        .with_context(|| format!("binding {}", s.listen))?;
     let store = FsStore::open(&s.data_dir)
         .with_context(|| format!("opening blob storage in {}", s.data_dir.display()))?;
     let meta = SqliteMeta::open(&s.data_dir.join("metadata.db"))
@@ -204,9 +209,6 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         })
     };
 
-    let listener = tokio::net::TcpListener::bind(s.listen)
-        .await
-        .with_context(|| format!("binding {}", s.listen))?;
     tracing::info!(
         listen = %listener.local_addr()?,
         data_dir = %data_dir.display(),

@@ -140,7 +140,7 @@ pub(super) async fn describe(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
         ));
     }
     let after = match &r.next_token {
-        Some(t) => Some(page::decode(t, "images", 1)?.remove(0)),
+        Some(t) => Some(page::decode(t, &format!("images {name}"), 1)?.remove(0)),
         None => None,
     };
     ctx.authorize_repo(&name).await?;
@@ -188,7 +188,11 @@ pub(super) async fn describe(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
             .last()
             .map(|i| i.digest.to_string())
             .unwrap_or_default();
-        wire::put_opt(&mut v, "nextToken", Some(page::encode("images", &[&last])));
+        wire::put_opt(
+            &mut v,
+            "nextToken",
+            Some(page::encode(&format!("images {name}"), &[&last])),
+        );
     }
     Ok(v)
 }
@@ -211,7 +215,7 @@ pub(super) async fn list(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError> 
     let (status, none) = filter(r.filter)?;
     let after = match &r.next_token {
         Some(t) => {
-            let k = page::decode(t, "image-ids", 2)?;
+            let k = page::decode(t, &format!("image-ids {name}"), 2)?;
             Some((k[0].clone(), k[1].clone()))
         }
         None => None,
@@ -248,7 +252,10 @@ pub(super) async fn list(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError> 
             wire::put_opt(
                 &mut v,
                 "nextToken",
-                Some(page::encode("image-ids", &[&d.to_string(), t])),
+                Some(page::encode(
+                    &format!("image-ids {name}"),
+                    &[&d.to_string(), t],
+                )),
             );
         }
     }

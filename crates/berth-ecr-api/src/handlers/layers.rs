@@ -179,7 +179,7 @@ pub(super) async fn complete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
         })),
         Err(RegistryError::DigestInvalid(m)) => Err(EcrError::new(
             "InvalidLayerException",
-            format!("The layer digest calculated for upload id '{id}' does not match the provided digest '{digest}': {m}"),
+            format!("The layer digest calculated for upload id '{id}' does not match the provided digest '{digest}': {m}. The upload has been discarded; start again with InitiateLayerUpload."),
         )),
         Err(e) => Err(registry_error(ctx, name.as_str(), e)),
     }
