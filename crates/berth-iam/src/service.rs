@@ -83,6 +83,9 @@ pub struct Caller {
     pub principal: Principal,
     /// From where, if known (`aws:SourceIp`).
     pub source_ip: Option<IpAddr>,
+    /// How the caller authenticated (`Basic access key`, `Basic token`, `SigV4`,
+    /// `presigned URL`, `anonymous`): recorded with each authorisation decision.
+    pub via: &'static str,
 }
 
 impl Caller {
@@ -671,6 +674,7 @@ impl Iam {
                 tags: BTreeMap::new(),
             },
             source_ip,
+            via: "anonymous",
         }
     }
 
@@ -722,6 +726,19 @@ impl Iam {
             .await;
     }
 
+    /// Records a successful authentication that no authorisation decision follows (the
+    /// OCI `/v2/` check). Other successful authentications are recorded with the
+    /// authorisation decision of the same request, which names the method (`via`).
+    pub async fn record_authentication(&self, caller: &Caller) {
+        self.audit_authn(
+            &caller.principal.arn(),
+            caller.source_ip,
+            true,
+            caller.via.to_string(),
+        )
+        .await;
+    }
+
     /// Authenticates an HTTP Basic credential (the part after `Basic `): either
     /// `AWS:<token password>` (ECR_REFERENCE §4.1) or `<access key ID>:<secret>`.
     /// Records the outcome in the audit trail (never the secret).
@@ -735,14 +752,11 @@ impl Iam {
             r = self.basic(credential);
         }
         match r {
-            Ok(principal) => {
-                self.audit_authn(&principal.arn(), source_ip, true, "Basic".into())
-                    .await;
-                Ok(Caller {
-                    principal,
-                    source_ip,
-                })
-            }
+            Ok((principal, via)) => Ok(Caller {
+                principal,
+                source_ip,
+                via,
+            }),
             Err((who, e)) => {
                 self.audit_authn(&who, source_ip, false, e.audit_reason())
                     .await;
@@ -752,7 +766,7 @@ impl Iam {
     }
 
     /// The principal a Basic credential names, or (who it claimed to be, why refused).
-    fn basic(&self, credential: &str) -> Result<Principal, (String, AuthError)> {
+    fn basic(&self, credential: &str) -> Result<(Principal, &'static str), (String, AuthError)> {
         use base64::Engine;
         let malformed = |m: &str| ("unknown".to_string(), AuthError::Malformed(m.into()));
         let raw = base64::engine::general_purpose::STANDARD
@@ -766,9 +780,11 @@ impl Iam {
             .ok_or_else(|| malformed("Basic credential has no ':'"))?;
         if user == "AWS" {
             self.verify_token(pass)
+                .map(|p| (p, "Basic token"))
                 .map_err(|e| ("AWS (authorization token)".to_string(), e))
         } else {
             self.verify_key_secret(user, pass)
+                .map(|p| (p, "Basic access key"))
                 .map_err(|e| (user.to_string(), e))
         }
     }
@@ -850,14 +866,11 @@ impl Iam {
             r = parsed.and_then(|auth| self.verify_sigv4(req, &auth));
         }
         match r {
-            Ok(principal) => {
-                self.audit_authn(&principal.arn(), source_ip, true, "SigV4".into())
-                    .await;
-                Ok(Caller {
-                    principal,
-                    source_ip,
-                })
-            }
+            Ok(principal) => Ok(Caller {
+                principal,
+                source_ip,
+                via: "SigV4",
+            }),
             Err(e) => {
                 self.audit_authn(&who, source_ip, false, e.audit_reason())
                     .await;
@@ -955,14 +968,11 @@ impl Iam {
                 .ok_or_else(|| AuthError::Revoked(arn.clone()))
         });
         match r {
-            Ok(principal) => {
-                self.audit_authn(&principal.arn(), source_ip, true, "presigned URL".into())
-                    .await;
-                Ok(Caller {
-                    principal,
-                    source_ip,
-                })
-            }
+            Ok(principal) => Ok(Caller {
+                principal,
+                source_ip,
+                via: "presigned URL",
+            }),
             Err(e) => {
                 self.audit_authn("presigned URL", source_ip, false, e.audit_reason())
                     .await;
@@ -1079,7 +1089,7 @@ impl Iam {
                 action: action.to_string(),
                 resource: resource.to_string(),
                 decision: if allowed { "allow" } else { "deny" }.into(),
-                reason,
+                reason: format!("{reason} (authenticated by {})", caller.via),
                 source_ip: caller.source_ip.map(|i| i.to_string()),
             })
             .await;
@@ -1643,6 +1653,7 @@ impl Iam {
             Caller {
                 principal,
                 source_ip,
+                via: "simulation",
             }
         };
         Ok(self.decide(&caller, action, resource))

@@ -143,6 +143,9 @@ async fn authorize(
     headers: &HeaderMap,
 ) -> Result<(), Response> {
     let Some(action) = auth::action(ep, method) else {
+        if !caller.is_anonymous() {
+            api.iam.record_authentication(caller).await;
+        }
         if caller.is_anonymous() && !api.iam.allow_anonymous() {
             return Err(auth::unauthorized(
                 headers,
@@ -156,6 +159,9 @@ async fn authorize(
     let Some(repo) = ep.repository() else {
         // The catalog: filtered per repository; anonymous callers must log in unless
         // anonymous access is on.
+        if !caller.is_anonymous() {
+            api.iam.record_authentication(caller).await;
+        }
         if caller.is_anonymous() && !api.iam.allow_anonymous() {
             return Err(auth::unauthorized(
                 headers,

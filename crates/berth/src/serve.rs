@@ -19,21 +19,28 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn init_logging(s: &Settings) -> anyhow::Result<()> {
+/// Installs the log subscriber. Lines are written to stderr by a dedicated thread
+/// (`tracing-appender`), so a request never waits on the terminal or journald; the
+/// queue blocks rather than drops when full, because audit lines must not be lost.
+/// Keep the returned guard alive: dropping it flushes the queue.
+fn init_logging(s: &Settings) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
     // aws-sigv4 logs canonical requests, session tokens included, at TRACE: never let it
     // (no secret or token may reach a log line, whatever filter the operator sets).
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{},aws_sigv4=off", s.log_level))
         .with_context(|| format!("bad log filter {:?}", s.log_level))?;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     // Colours only on a terminal: log files and journald get plain text.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match s.log_format {
         LogFormat::Json => b.json().init(),
         LogFormat::Text => b.init(),
     }
-    Ok(())
+    Ok(guard)
 }
 
 fn init_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -136,7 +143,7 @@ async fn shutdown_signal() {
 
 /// Runs the registry until SIGTERM or Ctrl-C.
 pub async fn run(s: Settings) -> anyhow::Result<()> {
-    init_logging(&s)?;
+    let _log_guard = init_logging(&s)?;
     let metrics = init_metrics()?;
     // Metrics exist from the start, so dashboards see zeros rather than gaps.
     metrics::gauge!("berth_uploads_in_progress").set(0.0);

@@ -129,7 +129,13 @@ struct Creds {
 impl Creds {
     /// From `berth admin key create|role assume --format json`.
     fn from_json(o: &Output) -> Creds {
-        let v = parse_json(o);
+        let whole = parse_json(o);
+        // `role assume` prints STS's shape ({"Credentials": {…}}), `key create` the key.
+        let v = if whole["Credentials"].is_object() {
+            whole["Credentials"].clone()
+        } else {
+            whole
+        };
         let field = |k: &str| {
             v[k].as_str()
                 .unwrap_or_else(|| panic!("no {k} in the output of:\n{}", o.describe()))
@@ -1325,17 +1331,21 @@ fn registry_policy_for_replication_is_stored_returned_and_evaluated() {
             )),
         "{out}"
     );
-    // A push into a new repository: the repository policy (set ahead of the repository)
-    // lets account 111111111111 push, but creating the repository is not allowed yet.
-    b.set_repository_policy(
-        "replicated/app",
-        &resource_policy(vec![statement(
-            "AllowPushFromSource",
-            "Allow",
-            json!({"AWS": ACCOUNT}),
-            &PUSH,
-        )]),
+    // A push into a new repository: a registry policy lets account 111111111111 push
+    // (a repository policy cannot be set before its repository exists, as in ECR), but
+    // creating the repository is not allowed yet.
+    let push_statement = statement(
+        "AllowPushFromSource",
+        "Allow",
+        json!({"AWS": ACCOUNT}),
+        &PUSH,
     );
+    b.admin(&[
+        "registry-policy",
+        "put",
+        "--document",
+        &resource_policy(vec![push_statement.clone()]).to_string(),
+    ]);
     b.sync();
     let img = Layout::new(&unique("replication"));
     let dest = b.image("replicated/app:v1");
@@ -1400,7 +1410,19 @@ fn registry_policy_for_replication_is_stored_returned_and_evaluated() {
         );
     }
 
-    // The server evaluates it too: now the push creates the repository.
+    // The server evaluates it too: with the push statement added back, the push creates
+    // the repository.
+    let mut combined: Value = serde_json::from_str(&text).expect("fixture is JSON");
+    combined["Statement"]
+        .as_array_mut()
+        .expect("fixture has a Statement list")
+        .push(push_statement);
+    b.admin(&[
+        "registry-policy",
+        "put",
+        "--document",
+        &combined.to_string(),
+    ]);
     b.sync();
     let o = skopeo_push(&img, &dest, As::Creds(&replicator));
     assert!(
