@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Helpers for bench/run.sh: free ports, starting and stopping the two servers,
-# per-process CPU accounting and plain-HTTP OCI pushes with curl.
+# Helpers for bench/run.sh: free ports, starting and stopping the servers, their
+# credentials, per-process CPU accounting and plain-HTTP OCI pushes with curl.
 # Sourced, never run. Everything talks to 127.0.0.1 only.
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -76,8 +76,11 @@ except Exception:
     print('nan')"; }
 
 # ---------------------------------------------------------------------------
-# Servers. Each side ("dist", "berth") gets an entry in these arrays.
-declare -A SRV_PID=() SRV_PORT=() SRV_URL=() SRV_DATA=() SRV_LOG=() SRV_KIND=()
+# Servers. Each side ("dist", "berth", "anon") gets an entry in these arrays.
+# SRV_CREDS[side] is "<access key id>:<secret>" for a server that requires authentication
+# (empty: requests go out anonymous); SRV_CURLRC[side] is a 0600 curl config holding it,
+# so that the secret is not in curl's argv.
+declare -A SRV_PID=() SRV_PORT=() SRV_URL=() SRV_DATA=() SRV_LOG=() SRV_KIND=() SRV_CREDS=() SRV_CURLRC=()
 
 # write_dist_config FILE PORT DATADIR
 # Distribution as its docs recommend for a single node: filesystem storage, in-memory
@@ -105,9 +108,11 @@ http:
 EOF
 }
 
-# start_server SIDE KIND WORKDIR   (KIND: distribution | berth)
+# start_server SIDE KIND WORKDIR [BERTH_ARGS...]   (KIND: distribution | berth)
+# BERTH_ARGS go after `berth serve --listen ... --data-dir ...` (e.g. --allow-anonymous).
 start_server() {
   local side=$1 kind=$2 work=$3 port data logf pid
+  shift 3
   port=$(free_port)
   data="$work/data-$side"
   logf="$LOG_DIR/server-$side.log"
@@ -120,7 +125,7 @@ start_server() {
       pid=$!
       ;;
     berth)
-      "$BERTH" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$logf" 2>&1 &
+      "$BERTH" serve --listen "127.0.0.1:$port" --data-dir "$data" "$@" >"$logf" 2>&1 &
       pid=$!
       ;;
     *) die "unknown server kind $kind" ;;
@@ -158,6 +163,37 @@ stop_server() {
 
 server_alive() { [ -n "${SRV_PID[$1]:-}" ] && running_child "${SRV_PID[$1]}"; }
 
+# ini_value KEY FILE: the value of the first `KEY = value` line (the value may contain '=').
+ini_value() {
+  awk -v k="$1" '{ sub(/\r$/, "") } $0 ~ "^[ \t]*" k "[ \t]*=" { sub(/^[^=]*=[ \t]*/, ""); sub(/[ \t]+$/, ""); print; exit }' "$2"
+}
+
+# load_admin_creds SIDE: read the access key Berth wrote on first start to
+# <data dir>/admin-credentials (AWS shared-credentials format) into SRV_CREDS[SIDE], and
+# write SRV_CURLRC[SIDE]. From then on every request to SIDE carries it as HTTP Basic.
+load_admin_creds() {
+  local side=$1 f="${SRV_DATA[$1]}/admin-credentials" id secret i
+  for ((i = 0; i < 50; i++)); do [ -s "$f" ] && break; sleep 0.1; done
+  [ -s "$f" ] || { log "$side: no $f after start"; return 1; }
+  id=$(ini_value aws_access_key_id "$f")
+  secret=$(ini_value aws_secret_access_key "$f")
+  [ -n "$id" ] && [ -n "$secret" ] || { log "$side: $f has no aws_access_key_id / aws_secret_access_key"; return 1; }
+  SRV_CREDS[$side]="$id:$secret"
+  SRV_CURLRC[$side]="${SRV_DATA[$side]}.curlrc"
+  (umask 077; printf 'user = "%s"\n' "$(sed 's/[\\"]/\\&/g' <<<"$id:$secret")" >"${SRV_CURLRC[$side]}")
+  log "$side: requests carry the admin access key $id (HTTP Basic) from $f"
+}
+
+# basic_auth SIDE: the Authorization header value for SIDE, or nothing if it is anonymous.
+basic_auth() { [ -z "${SRV_CREDS[$1]:-}" ] || printf 'Basic %s' "$(printf '%s' "${SRV_CREDS[$1]}" | base64 -w0)"; }
+
+# scurl SIDE CURL_ARGS...: curl with SIDE's credentials (if it has any).
+scurl() {
+  local side=$1
+  shift
+  if [ -n "${SRV_CURLRC[$side]:-}" ]; then curl -K "${SRV_CURLRC[$side]}" "$@"; else curl "$@"; fi
+}
+
 # ---------------------------------------------------------------------------
 # OCI pushes over plain HTTP with curl (distribution-spec "POST then PUT" monolithic upload).
 
@@ -166,11 +202,11 @@ sha256_file() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
 # header NAME FILE: value of the last NAME header in a curl -D dump (case-insensitive).
 header() { tr -d '\r' <"$2" | awk -v h="$(tr '[:upper:]' '[:lower:]' <<<"$1")" -F': ' 'tolower($1) == h {v=$2} END {print v}'; }
 
-# start_upload BASEURL REPO -> prints the absolute upload URL (Location of the 202).
+# start_upload SIDE REPO -> prints the absolute upload URL (Location of the 202).
 start_upload() {
-  local base=$1 repo=$2 hdr code loc
+  local side=$1 base=${SRV_URL[$1]} repo=$2 hdr code loc
   hdr=$(mktemp)
-  code=$(curl -sS -o /dev/null -D "$hdr" -w '%{http_code}' -X POST "$base/v2/$repo/blobs/uploads/") || code=000
+  code=$(scurl "$side" -sS -o /dev/null -D "$hdr" -w '%{http_code}' -X POST "$base/v2/$repo/blobs/uploads/") || code=000
   loc=$(header Location "$hdr"); rm -f "$hdr"
   if [ "$code" != 202 ] || [ -z "$loc" ]; then
     log "POST $base/v2/$repo/blobs/uploads/ -> $code (Location: '$loc')"; return 1
@@ -182,21 +218,21 @@ start_upload() {
 # with_digest URL DIGEST -> URL with ?digest= or &digest= appended.
 with_digest() { case $1 in *\?*) printf '%s&digest=%s\n' "$1" "$2" ;; *) printf '%s?digest=%s\n' "$1" "$2" ;; esac; }
 
-# push_blob BASEURL REPO FILE DIGEST
+# push_blob SIDE REPO FILE DIGEST
 push_blob() {
   local url code
   url=$(start_upload "$1" "$2") || return 1
-  code=$(curl -sS -o /dev/null -w '%{http_code}' -H 'Expect:' -H 'Content-Type: application/octet-stream' \
+  code=$(scurl "$1" -sS -o /dev/null -w '%{http_code}' -H 'Expect:' -H 'Content-Type: application/octet-stream' \
     -T "$3" "$(with_digest "$url" "$4")") || code=000
-  [ "$code" = 201 ] || { log "PUT blob $4 to $1/v2/$2 -> $code"; return 1; }
+  [ "$code" = 201 ] || { log "PUT blob $4 to ${SRV_URL[$1]}/v2/$2 -> $code"; return 1; }
 }
 
-# push_manifest BASEURL REPO REF FILE MEDIATYPE
+# push_manifest SIDE REPO REF FILE MEDIATYPE
 push_manifest() {
   local code
-  code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H "Content-Type: $5" \
-    --data-binary "@$4" "$1/v2/$2/manifests/$3") || code=000
-  [ "$code" = 201 ] || { log "PUT manifest $2:$3 to $1 -> $code"; return 1; }
+  code=$(scurl "$1" -sS -o /dev/null -w '%{http_code}' -X PUT -H "Content-Type: $5" \
+    --data-binary "@$4" "${SRV_URL[$1]}/v2/$2/manifests/$3") || code=000
+  [ "$code" = 201 ] || { log "PUT manifest $2:$3 to ${SRV_URL[$1]} -> $code"; return 1; }
 }
 
 ACCEPT_MANIFESTS='application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'

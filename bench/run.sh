@@ -2,11 +2,14 @@
 # Berth vs CNCF distribution 2.8, side by side in one run on the same data.
 # Writes docs/benchmarks.md; raw logs stay in a temp dir whose path is printed.
 # See bench/README.md. Usage:
-#   bench/run.sh                      # full run (about 2-3 minutes)
+#   bench/run.sh                      # full run (about 4 minutes)
 #   QUICK=1 bench/run.sh              # shortened run (under a minute)
 #   BERTH=/path/to/berth bench/run.sh # default: target/release/berth
 #   BERTH_SIDE=distribution bench/run.sh  # plumbing check: the "berth" side is a second distribution
 set -euo pipefail
+# The Berth under test requires authentication; only the "anon" instance is started with
+# --allow-anonymous. The flag's environment form must not turn it on behind our back.
+unset BERTH_ALLOW_ANONYMOUS
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
@@ -23,16 +26,21 @@ WAIT_IDLE=${WAIT_IDLE:-0}     # wait up to this many seconds for a quiet machine
 if [ "$QUICK" = 1 ]; then
   LOAD_SECS=${LOAD_SECS:-3} BLOB_MIB=${BLOB_MIB:-256} IPERF_SECS=${IPERF_SECS:-2}
   SKOPEO_RUNS=${SKOPEO_RUNS:-3} SHA_SECS=${SHA_SECS:-1} DOWNLOAD_RUNS=${DOWNLOAD_RUNS:-1}
+  AUTH_ROUNDS=${AUTH_ROUNDS:-1} POLICY_BENCH_ARGS=${POLICY_BENCH_ARGS:---warm-up-time 1 --measurement-time 2}
 else
   LOAD_SECS=${LOAD_SECS:-10} BLOB_MIB=${BLOB_MIB:-1024} IPERF_SECS=${IPERF_SECS:-5}
   SKOPEO_RUNS=${SKOPEO_RUNS:-5} SHA_SECS=${SHA_SECS:-3} DOWNLOAD_RUNS=${DOWNLOAD_RUNS:-3}
+  AUTH_ROUNDS=${AUTH_ROUNDS:-2} POLICY_BENCH_ARGS=${POLICY_BENCH_ARGS:-}
 fi
+POLICY_BENCH=${POLICY_BENCH:-1}  # 0: skip `cargo bench -p berth-iam --bench policy`
 WARMUP_SECS=1
 CONNS=32
 BLOB_BYTES=$((BLOB_MIB * 1048576))
 GIB=1073741824
 SIDES=(dist berth)           # measurement order within each step
-declare -A LABEL=([dist]=distribution [berth]=berth)
+# "anon": a second Berth, same binary, started with --allow-anonymous and seeded with the
+# same image; only its manifest GET is measured, against "berth" (which requires auth).
+declare -A LABEL=([dist]=distribution [berth]=berth [anon]="berth --allow-anonymous")
 
 case $BERTH_SIDE in
   berth) [ -x "$BERTH" ] || die "no Berth binary at $BERTH (cargo build --release -p berth, or set BERTH=..., or BERTH_SIDE=distribution for a plumbing check)" ;;
@@ -49,7 +57,7 @@ EXTRA_PIDS=()
 cleanup() {
   local rc=$? p
   trap - EXIT INT TERM
-  for s in "${SIDES[@]}"; do stop_server "$s"; done
+  for s in "${!SRV_PID[@]}"; do stop_server "$s"; done
   for p in "${EXTRA_PIDS[@]}"; do stop_bg "$p"; done
   rm -rf "$WORK"
   log "raw logs kept in $LOG_DIR"
@@ -77,6 +85,51 @@ missing=()
 for t in wrk ab hyperfine iperf3 skopeo umoci; do have "$t" || missing+=("$t"); done
 [ ${#missing[@]} -eq 0 ] || note "not installed, measurements using them are skipped: ${missing[*]}"
 
+if [ "$WAIT_IDLE" -gt 0 ]; then
+  log "waiting up to ${WAIT_IDLE}s for the machine to be quiet (>= 80% CPU idle over 1 s)"
+  deadline=$((SECONDS + WAIT_IDLE))
+  while [ "$(cpu_idle_pct 1)" -lt 80 ] && [ "$SECONDS" -lt "$deadline" ]; do :; done
+fi
+
+# ---------------------------------------------------------------------------
+# Policy evaluation in isolation: berth-iam's criterion benchmark (issue 3: evaluation must
+# not be a measurable share of a manifest GET). Built and run before anything else is
+# measured, so its compilation competes with nothing. It builds the berth-iam of the
+# working tree, which is the source of the binary under test only if the tree is unchanged.
+POLICY_SKIPPED=
+if [ "$BERTH_SIDE" != berth ]; then POLICY_SKIPPED="BERTH_SIDE=$BERTH_SIDE"
+elif [ "$POLICY_BENCH" != 1 ]; then POLICY_SKIPPED="POLICY_BENCH=$POLICY_BENCH"
+elif ! have cargo; then POLICY_SKIPPED="cargo is not installed"
+elif [ ! -f "$ROOT/crates/berth-iam/benches/policy.rs" ]; then POLICY_SKIPPED="crates/berth-iam/benches/policy.rs does not exist"
+fi
+if [ -z "$POLICY_SKIPPED" ]; then
+  log "policy evaluation: cargo bench -p berth-iam --bench policy${POLICY_BENCH_ARGS:+ -- $POLICY_BENCH_ARGS} (builds it first)"
+  # shellcheck disable=SC2086 # POLICY_BENCH_ARGS is a list of criterion options
+  if (cd "$ROOT" && cargo bench -p berth-iam --bench policy -- $POLICY_BENCH_ARGS) >"$LOG_DIR/policy-bench.log" 2>&1; then
+    # criterion prints "NAME time: [low mid high]" (NAME on the line before when long);
+    # keep the middle estimate, in µs.
+    python3 - "$LOG_DIR/policy-bench.log" >"$WORK/policy.tsv" <<'PY' || true
+import re, sys
+unit = {"ps": 1e-6, "ns": 1e-3, "us": 1.0, "\u00b5s": 1.0, "\u03bcs": 1.0, "ms": 1e3, "s": 1e6}
+prev = ""
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    line = line.rstrip("\n")
+    m = re.search(r"time:\s*\[\s*\S+ \S+\s+(\S+) (\S+)\s+\S+ \S+\s*\]", line)
+    if m:
+        name = line[:line.index("time:")].strip() or prev
+        if m.group(2) in unit:
+            print("%s\t%.4f" % (name, float(m.group(1)) * unit[m.group(2)]))
+    elif line.strip() and not line.startswith(" "):
+        prev = line.strip()
+PY
+    # The figure compared with a manifest GET: the slowest of the evaluate/* cases.
+    read -r "R[pol_us]" "R[pol_name]" < <(awk -F'\t' '$1 ~ /^evaluate/ && $2 + 0 > max {max = $2 + 0; name = $1} END {if (name != "") print max, name}' "$WORK/policy.tsv") || true
+    [ -n "${R[pol_us]:-}" ] || note "cargo bench -p berth-iam --bench policy printed no evaluate/* timing (see $LOG_DIR/policy-bench.log)"
+  else
+    note "cargo bench -p berth-iam --bench policy failed (see $LOG_DIR/policy-bench.log)"
+  fi
+fi
+
 # ---------------------------------------------------------------------------
 # Machine and its limits (measured before any server runs).
 R[date]=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -87,11 +140,6 @@ R[kernel]=$(uname -r)
 R[mem]=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 R[fs]=$(df -PT "$WORK" | awk 'NR==2 {print $2 " on " $1}')
 R[dist_version]=$("$DISTRIBUTION" --version 2>/dev/null | awk '{print $NF}')
-if [ "$WAIT_IDLE" -gt 0 ]; then
-  log "waiting up to ${WAIT_IDLE}s for the machine to be quiet (>= 80% CPU idle over 1 s)"
-  deadline=$((SECONDS + WAIT_IDLE))
-  while [ "$(cpu_idle_pct 1)" -lt 80 ] && [ "$SECONDS" -lt "$deadline" ]; do :; done
-fi
 R[load]=$(cut -d' ' -f1-3 /proc/loadavg)
 R[idle_before]=$(cpu_idle_pct 1)
 [ "${R[idle_before]}" -ge 80 ] || note "the machine was busy before the run (${R[idle_before]}% CPU idle over 1 s, load ${R[load]}): other processes compete with the servers and the load generators, so these numbers and even the ratios are less reliable"
@@ -154,10 +202,11 @@ BIG_DIGEST="sha256:$(sha256_file "$BIG")"
 
 # timed_get TAG URL PID: one download to /dev/null; appends "MB/s cpu_ticks" to $WORK/TAG.runs
 # (cpu_ticks of PID, or 0 without a PID) and fails unless it got 200 and the whole blob.
+# TAG is a side (whose credentials the request carries) or "sendfile".
 timed_get() {
   local tag=$1 url=$2 pid=${3:-} c0=0 c1=0 out code size secs
   [ -z "$pid" ] || c0=$(cpu_ticks "$pid")
-  out=$(curl -sS -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$url") || out="000 0 0"
+  out=$(scurl "$tag" -sS -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$url") || out="000 0 0"
   [ -z "$pid" ] || c1=$(cpu_ticks "$pid")
   read -r code size secs <<<"$out"
   echo "download: HTTP $code, $size bytes, $secs s${pid:+, server cpu $((c1 - c0)) ticks}" >>"$LOG_DIR/blob-$tag.log"
@@ -217,8 +266,14 @@ declare -A UP=()              # UP[side]=1 once the server answered its readines
 if start_server dist distribution "$WORK"; then UP[dist]=1; else note "distribution did not start (log: ${SRV_LOG[dist]})"; fi
 if [ "$BERTH_SIDE" = berth ]; then
   R[berth_version]=$("$BERTH" --version 2>/dev/null | head -n1 || true)
-  if start_server berth berth "$WORK"; then UP[berth]=1
+  if start_server berth berth "$WORK"; then
+    if load_admin_creds berth; then UP[berth]=1
+    else note "berth: could not read the admin access key from ${SRV_DATA[berth]}/admin-credentials, so nothing was measured on it"; fi
   else note "berth did not start, or GET /readyz never answered 200 (log: ${SRV_LOG[berth]})"; fi
+  if have wrk; then
+    if start_server anon berth "$WORK" --allow-anonymous; then UP[anon]=1
+    else note "berth --allow-anonymous did not start (log: ${SRV_LOG[anon]})"; fi
+  fi
 else
   if start_server berth distribution "$WORK"; then UP[berth]=1; else note "the second distribution did not start"; fi
   note "PLUMBING CHECK: the berth column is a second distribution instance (BERTH_SIDE=distribution)"
@@ -226,50 +281,65 @@ fi
 
 seed_small() {
   local side=$1 base=${SRV_URL[$1]} f hdr code dgst body
-  for f in "${SMALL_BLOBS[@]}"; do push_blob "$base" bench/small "$f" "${SMALL_DIGEST[$f]}" || return 1; done
-  push_manifest "$base" bench/small latest "$S/manifest.json" application/vnd.oci.image.manifest.v1+json || return 1
+  for f in "${SMALL_BLOBS[@]}"; do push_blob "$side" bench/small "$f" "${SMALL_DIGEST[$f]}" || return 1; done
+  push_manifest "$side" bench/small latest "$S/manifest.json" application/vnd.oci.image.manifest.v1+json || return 1
   hdr="$WORK/seed-$side.hdr" body="$WORK/seed-$side.body"
-  code=$(curl -sS -D "$hdr" -o "$body" -w '%{http_code}' -H "Accept: $ACCEPT_MANIFESTS" "$base/v2/bench/small/manifests/latest")
+  code=$(scurl "$side" -sS -D "$hdr" -o "$body" -w '%{http_code}' -H "Accept: $ACCEPT_MANIFESTS" "$base/v2/bench/small/manifests/latest")
   dgst=$(header Docker-Content-Digest "$hdr")
   [ "$code" = 200 ] || { log "$side: GET manifest by tag -> $code"; return 1; }
   [ "sha256:$(sha256_file "$body")" = "$SMALL_MANIFEST_DIGEST" ] || { log "$side: manifest body differs from what was pushed"; return 1; }
   [ "$dgst" = "$SMALL_MANIFEST_DIGEST" ] || note "${LABEL[$side]}: manifest GET by tag has Docker-Content-Digest '$dgst', expected $SMALL_MANIFEST_DIGEST"
-  code=$(curl -sS -I -D "$hdr" -o /dev/null -w '%{http_code}' "$base/v2/bench/small/blobs/$HEAD_BLOB")
+  code=$(scurl "$side" -sS -I -D "$hdr" -o /dev/null -w '%{http_code}' "$base/v2/bench/small/blobs/$HEAD_BLOB")
   [ "$code" = 200 ] || { log "$side: HEAD blob -> $code"; return 1; }
   [ "$(header Content-Length "$hdr")" = "$HEAD_BLOB_SIZE" ] || { log "$side: HEAD blob Content-Length is '$(header Content-Length "$hdr")', expected $HEAD_BLOB_SIZE"; return 1; }
+  if [ -n "${SRV_CREDS[$side]:-}" ]; then
+    # The server really requires authentication: the same GET without credentials is a 401.
+    code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Accept: $ACCEPT_MANIFESTS" "$base/v2/bench/small/manifests/latest") || code=000
+    R[anon_refused,$side]=$code
+    [ "$code" = 401 ] || note "${LABEL[$side]}: a manifest GET without credentials got HTTP $code, not 401: this server does not require authentication"
+  fi
 }
-for side in "${SIDES[@]}"; do
+for side in "${SIDES[@]}" anon; do
+  [ "$side" != anon ] || [ -n "${UP[anon]:-}" ] || continue
   if [ -z "${UP[$side]:-}" ]; then R[seed,$side]=error; continue; fi
   if seed_small "$side"; then R[seed,$side]=ok; else R[seed,$side]=error; note "${LABEL[$side]}: seeding the small image failed (see log above / ${SRV_LOG[$side]})"; fi
 done
 
 # ---------------------------------------------------------------------------
 # 1. Manifest GET by tag (wrk) and blob HEAD (ab).
+# bench_get SIDE [TAG]: results in R[get_*,TAG] (TAG defaults to SIDE; the auth rounds use
+# SIDE.N). Requests carry SIDE's credentials, if any, via accept.lua.
 bench_get() {
-  local side=$1 url="${SRV_URL[$1]}/v2/bench/small/manifests/latest" out="$LOG_DIR/wrk-$1.log" line c0 c1
-  wrk -t2 -c"$CONNS" -d"${WARMUP_SECS}s" -s "$BENCH_DIR/accept.lua" "$url" >"$LOG_DIR/wrk-warmup-$side.log" 2>&1 || true
-  c0=$(cpu_ticks "${SRV_PID[$side]}")
-  wrk -t2 -c"$CONNS" -d"${LOAD_SECS}s" --latency -s "$BENCH_DIR/accept.lua" "$url" >"$out" 2>&1 || { log "$side: wrk failed"; return 1; }
-  c1=$(cpu_ticks "${SRV_PID[$side]}")
+  local side=$1 tag=${2:-$1} url="${SRV_URL[$1]}/v2/bench/small/manifests/latest" line c0 c1 l0 l1 authz
+  local out="$LOG_DIR/wrk-$tag.log"
+  authz=$(basic_auth "$side")
+  BENCH_AUTHORIZATION=$authz wrk -t2 -c"$CONNS" -d"${WARMUP_SECS}s" -s "$BENCH_DIR/accept.lua" "$url" >"$LOG_DIR/wrk-warmup-$tag.log" 2>&1 || true
+  c0=$(cpu_ticks "${SRV_PID[$side]}") l0=$(stat -c %s "${SRV_LOG[$side]}")
+  BENCH_AUTHORIZATION=$authz wrk -t2 -c"$CONNS" -d"${LOAD_SECS}s" --latency -s "$BENCH_DIR/accept.lua" "$url" >"$out" 2>&1 || { log "$tag: wrk failed"; return 1; }
+  c1=$(cpu_ticks "${SRV_PID[$side]}") l1=$(stat -c %s "${SRV_LOG[$side]}")
   line=$(grep '^WRKSUMMARY' "$out") || return 1
   local requests duration_us err_connect err_read err_write err_status err_timeout p50_us p99_us bytes
   eval "$(sed 's/^WRKSUMMARY //' <<<"$line")"
-  R[get_rps,$side]=$(fmt "$(calc "$requests / ($duration_us / 1e6)")" 0)
-  R[get_p50,$side]=$(fmt "$(calc "$p50_us / 1000")" 2)
-  R[get_p99,$side]=$(fmt "$(calc "$p99_us / 1000")" 2)
-  R[get_err,$side]=$((err_connect + err_read + err_write + err_status + err_timeout))
-  R[get_non2xx,$side]=$err_status
-  R[get_core,$side]=$(fmt "$(calc "100 * ($c1 - $c0) / $CLK_TCK / ($duration_us / 1e6)")" 0)
-  R[get_us,$side]=$(fmt "$(calc "1e6 * ($c1 - $c0) / $CLK_TCK / $requests")" 0)
+  R[get_req,$tag]=$requests R[get_ticks,$tag]=$((c1 - c0)) R[get_secs,$tag]=$(calc "$duration_us / 1e6")
+  R[get_rps,$tag]=$(fmt "$(calc "$requests / ($duration_us / 1e6)")" 0)
+  R[get_p50,$tag]=$(fmt "$(calc "$p50_us / 1000")" 2)
+  R[get_p99,$tag]=$(fmt "$(calc "$p99_us / 1000")" 2)
+  R[get_err,$tag]=$((err_connect + err_read + err_write + err_status + err_timeout))
+  R[get_non2xx,$tag]=$err_status
+  R[get_core,$tag]=$(fmt "$(calc "100 * ($c1 - $c0) / $CLK_TCK / ($duration_us / 1e6)")" 0)
+  R[get_us,$tag]=$(fmt "$(calc "1e6 * ($c1 - $c0) / $CLK_TCK / $requests")" 0)
+  R[get_logB,$tag]=$(fmt "$(calc "($l1 - $l0) / $requests")" 0)   # server log written per request
   [ "$err_status" = 0 ] || note "${LABEL[$side]}: $err_status of $requests manifest GETs under load got a 4xx/5xx"
   [ $((err_connect + err_read + err_write + err_timeout)) = 0 ] || note "${LABEL[$side]}: wrk socket errors under load: connect $err_connect, read $err_read, write $err_write, timeout $err_timeout"
 }
 bench_head() {
   local side=$1 url="${SRV_URL[$1]}/v2/bench/small/blobs/$HEAD_BLOB" out="$LOG_DIR/ab-$1.log" c0 c1 secs
-  ab -i -k -r -c"$CONNS" -t"$WARMUP_SECS" -n 1000000 "$url" >"$LOG_DIR/ab-warmup-$side.log" 2>&1 || true
+  local auth=()
+  [ -z "${SRV_CREDS[$side]:-}" ] || auth=(-A "${SRV_CREDS[$side]}")   # HTTP Basic
+  ab "${auth[@]}" -i -k -r -c"$CONNS" -t"$WARMUP_SECS" -n 1000000 "$url" >"$LOG_DIR/ab-warmup-$side.log" 2>&1 || true
   # -t implies -n 50000 unless -n comes after it; size -n for the fastest plausible server.
   c0=$(cpu_ticks "${SRV_PID[$side]}")
-  ab -i -k -r -c"$CONNS" -t"$LOAD_SECS" -n $((LOAD_SECS * 150000)) "$url" >"$out" 2>&1 || { log "$side: ab failed"; return 1; }
+  ab "${auth[@]}" -i -k -r -c"$CONNS" -t"$LOAD_SECS" -n $((LOAD_SECS * 150000)) "$url" >"$out" 2>&1 || { log "$side: ab failed"; return 1; }
   c1=$(cpu_ticks "${SRV_PID[$side]}")
   R[head_rps,$side]=$(awk '/^Requests per second:/ {printf "%.0f", $4}' "$out")
   R[head_complete,$side]=$(awk '/^Complete requests:/ {print $3}' "$out")
@@ -284,17 +354,54 @@ bench_head() {
   [ "${R[head_failed,$side]:-0}" = 0 ] || note "${LABEL[$side]}: ab counted ${R[head_failed,$side]} failed blob HEADs"
   [ "${R[head_keepalive,$side]:-0}" -ge $((${R[head_complete,$side]:-0} / 2)) ] || note "${LABEL[$side]}: only ${R[head_keepalive,$side]:-0} of ${R[head_complete,$side]} HEADs reused a connection (ab -k sends HTTP/1.0 with Connection: keep-alive)"
 }
-for side in "${SIDES[@]}"; do
-  [ "${R[seed,$side]}" = ok ] || continue
-  if have wrk; then
+if have wrk; then
+  for side in "${SIDES[@]}"; do
+    [ "${R[seed,$side]}" = ok ] || continue
     log "${LABEL[$side]}: manifest GET by tag, wrk -t2 -c$CONNS -d${LOAD_SECS}s"
     bench_get "$side" || note "${LABEL[$side]}: manifest GET benchmark failed (see $LOG_DIR/wrk-$side.log)"
-  fi
-  if have ab; then
+  done
+fi
+if have ab; then
+  for side in "${SIDES[@]}"; do
+    [ "${R[seed,$side]}" = ok ] || continue
     log "${LABEL[$side]}: blob HEAD, ab -i -k -c$CONNS -t$LOAD_SECS"
     bench_head "$side" || note "${LABEL[$side]}: blob HEAD benchmark failed (see $LOG_DIR/ab-$side.log)"
-  fi
-done
+  done
+fi
+
+# 1b. What authentication costs: manifest GET on berth (Basic admin key: key lookup,
+# policy evaluation, two audit records per request) against berth --allow-anonymous (no
+# credential, no evaluation, one audit record), in AUTH_ROUNDS alternating rounds of
+# (anonymous, authenticated), each with its own warm-up. Rates are the median over rounds;
+# CPU µs per request is over all rounds.
+auth_rounds_done=0
+if have wrk && [ "${R[seed,berth]:-}" = ok ] && [ "${R[seed,anon]:-}" = ok ]; then
+  for ((round = 1; round <= AUTH_ROUNDS; round++)); do
+    for side in anon berth; do
+      log "auth cost, round $round/$AUTH_ROUNDS: ${LABEL[$side]}: manifest GET by tag, wrk -t2 -c$CONNS -d${LOAD_SECS}s"
+      bench_get "$side" "$side.$round" || note "${LABEL[$side]}: manifest GET benchmark (auth cost, round $round) failed (see $LOG_DIR/wrk-$side.$round.log)"
+    done
+    auth_rounds_done=$round
+  done
+  for side in anon berth; do
+    read -r "R[auth_rps,$side]" "R[auth_us,$side]" "R[auth_err,$side]" < <(
+      for ((round = 1; round <= auth_rounds_done; round++)); do
+        echo "${R[get_rps,$side.$round]:-nan} ${R[get_ticks,$side.$round]:-nan} ${R[get_req,$side.$round]:-nan} ${R[get_err,$side.$round]:-nan}"
+      done | python3 -c '
+import math, statistics, sys
+rows = [[float(x) for x in l.split()] for l in sys.stdin if l.strip()]
+if not rows or any(math.isnan(x) for r in rows for x in r):
+    print("nan nan nan")
+else:
+    tck = float(sys.argv[1])
+    print("%.0f %.1f %d" % (statistics.median(r[0] for r in rows), 1e6 * sum(r[1] for r in rows) / tck / sum(r[2] for r in rows), sum(r[3] for r in rows)))
+' "$CLK_TCK") || true
+  done
+  R[auth_us_extra]=$(fmt "$(calc "${R[auth_us,berth]:-nan} - ${R[auth_us,anon]:-nan}")" 1)
+elif [ "$BERTH_SIDE" = berth ] && have wrk; then
+  note "the cost of authentication (berth vs berth --allow-anonymous) was not measured: one of them did not start or was not seeded"
+fi
+stop_server anon   # only needed for 1b
 
 # ---------------------------------------------------------------------------
 # 2. and 3. One big blob: upload (POST, then PUT with the whole body) and download.
@@ -302,8 +409,8 @@ bench_upload() {
   local side=$1 base=${SRV_URL[$1]} pid=${SRV_PID[$1]} url t0 t1 c0 c1 code
   sync
   t0=$(now_ns); c0=$(cpu_ticks "$pid")
-  url=$(start_upload "$base" bench/big) || return 1
-  code=$(curl -sS -o "$LOG_DIR/upload-$side.body" -w '%{http_code}' -H 'Expect:' \
+  url=$(start_upload "$side" bench/big) || return 1
+  code=$(scurl "$side" -sS -o "$LOG_DIR/upload-$side.body" -w '%{http_code}' -H 'Expect:' \
     -H 'Content-Type: application/octet-stream' -T "$BIG" "$(with_digest "$url" "$BIG_DIGEST")") || code=000
   t1=$(now_ns); c1=$(cpu_ticks "$pid")
   echo "upload: HTTP $code, wall $(((t1 - t0) / 1000000)) ms, server cpu $((c1 - c0)) ticks" >>"$LOG_DIR/blob-$side.log"
@@ -316,7 +423,7 @@ bench_download() {
   for ((i = 0; i < DOWNLOAD_RUNS; i++)); do timed_get "$side" "$url" "${SRV_PID[$side]}" || return 1; done
   read -r "R[down_MBps,$side]" "R[down_cpu,$side]" < <(runs_summary "$side")
   # Untimed: the bytes served hash to the digest they were asked for.
-  if [ "sha256:$(curl -sS "$url" | openssl dgst -sha256 -r | cut -d' ' -f1)" = "$BIG_DIGEST" ]; then
+  if [ "sha256:$(scurl "$side" -sS "$url" | openssl dgst -sha256 -r | cut -d' ' -f1)" = "$BIG_DIGEST" ]; then
     R[down_ok,$side]=yes
   else
     R[down_ok,$side]=no; note "${LABEL[$side]}: downloaded blob does not hash to its digest"
@@ -339,11 +446,11 @@ done
 bench_skopeo() {
   local side=$1 hp=${SRV_URL[$1]#http://} cmd code hdr="$WORK/skopeo-$1.hdr" body="$WORK/skopeo-$1.body" got
   cmd=$(printf '%q ' "$BENCH_DIR/skopeo-push.sh" "oci:$LAYOUT:multi" "$hp" bench/multi "$WORK/counter-$side")
-  hyperfine --style basic --runs "$SKOPEO_RUNS" --warmup 1 -n "${LABEL[$side]}" \
+  BENCH_DEST_CREDS=${SRV_CREDS[$side]:-} hyperfine --style basic --runs "$SKOPEO_RUNS" --warmup 1 -n "${LABEL[$side]}" \
     --export-json "$LOG_DIR/hyperfine-$side.json" "$cmd" >"$LOG_DIR/hyperfine-$side.log" 2>&1 || { log "$side: hyperfine failed"; return 1; }
   read -r "R[sk_mean,$side]" "R[sk_sd,$side]" < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.3f %.3f" % (r["mean"], r["stddev"] or 0))' "$LOG_DIR/hyperfine-$side.json")
   # The last run's repository serves the index skopeo pushed, under the same digest.
-  code=$(curl -sS -D "$hdr" -o "$body" -w '%{http_code}' -H "Accept: $ACCEPT_MANIFESTS" \
+  code=$(scurl "$side" -sS -D "$hdr" -o "$body" -w '%{http_code}' -H "Accept: $ACCEPT_MANIFESTS" \
     "${SRV_URL[$side]}/v2/bench/multi-$(cat "$WORK/counter-$side")/manifests/v1") || code=000
   got="sha256:$(sha256_file "$body")"
   if [ "$code" = 200 ] && [ "$got" = "$INDEX_DIGEST" ]; then R[sk_ok,$side]=yes
@@ -415,6 +522,21 @@ down_v=$(verdict "$(num down_MBps,berth) >= 0.8 * $(num iperf_MBps) and '${R[dow
 downcpu_v=$(verdict "$(num down_cpu,berth) <= 0.3")
 sk_ratio=$(ratio sk_mean,dist sk_mean,berth)
 
+# Cost of authentication (1b) and of one policy evaluation (issue 3).
+pct2() { # pct2 A B -> "A/B" in percent with two decimals, or n/a (A and B are numbers)
+  local r; r=$(calc "100 * ${1:-nan} / ${2:-nan}")
+  if [ "$r" = nan ]; then printf 'n/a'; else printf '%s%%' "$(fmt "$r" 2)"; fi
+}
+r_auth=$(ratio auth_rps,berth auth_rps,anon)
+r_auth_us=$(ratio auth_us,berth auth_us,anon)
+# A manifest GET's server CPU per request: from the auth rounds, else from section 1.
+get_cpu_us=${R[auth_us,berth]:-${R[get_us,berth]:-nan}}
+get_wall_us=$(calc "1e6 / ${R[auth_rps,berth]:-${R[get_rps,berth]:-nan}}")
+pol_cpu_share=$(pct2 "${R[pol_us]:-nan}" "$get_cpu_us")
+pol_wall_share=$(pct2 "${R[pol_us]:-nan}" "$get_wall_us")
+if [ -n "$POLICY_SKIPPED" ]; then pol_v="— (not run: $POLICY_SKIPPED)"
+else pol_v=$(verdict "$(num pol_us) <= 0.02 * ${get_cpu_us/#nan/None}"); fi
+
 mkdir -p "$(dirname "$REPORT")"
 {
   echo "# Benchmarks: Berth vs CNCF distribution"
@@ -422,9 +544,9 @@ mkdir -p "$(dirname "$REPORT")"
   echo "Generated by \`bench/run.sh\` ($mode) on ${R[date]}. Do not edit by hand: rerun the script."
   echo
   echo "- Machine: ${R[nproc]} CPUs (${R[cpu]}), ${R[mem]} RAM, Linux ${R[kernel]}, temp dirs on ${R[fs]}; load average at start ${R[load]}, CPU idle just before / after the run ${R[idle_before]}% / ${R[idle_after]}%."
-  echo "- Berth: $berth_desc, source revision $git_rev."
+  echo "- Berth: $berth_desc, source revision $git_rev. It requires authentication (no \`--allow-anonymous\`): every request to it carries the admin access key from \`<data dir>/admin-credentials\` as HTTP Basic, and a request without it gets $(v anon_refused,berth 'n/a') (checked). A second Berth started with \`--allow-anonymous\` serves only the manifest GETs of section 1b."
   echo "- distribution: \`$DISTRIBUTION\` ${R[dist_version]}, filesystem storage, in-memory blob descriptor cache, deletes enabled, per-request logging off."
-  echo "- Both servers run at the same time on 127.0.0.1 with data dirs in the same temp dir; each measurement runs on distribution, then immediately on Berth, on the same data."
+  echo "- The servers run at the same time on 127.0.0.1 with data dirs in the same temp dir; each measurement runs on distribution, then immediately on Berth, on the same data."
   echo "- Raw logs of this run: \`$LOG_DIR\` (not kept in the repository)."
   echo
   echo "Absolute numbers drift from run to run on a shared machine; the ratios measured in one run are what to compare. Rates are in MB/s (10^6 bytes per second); CPU-s/GiB is the server's user+system CPU time (all threads, from \`/proc/<pid>/stat\`) spent per GiB moved."
@@ -446,6 +568,14 @@ mkdir -p "$(dirname "$REPORT")"
   echo "| ${BLOB_MIB} MiB blob download, MB/s | $(v down_MBps,berth) ($(pct down_MBps,berth iperf_MBps) of iperf3) | $(v down_MBps,dist) ($(pct down_MBps,dist iperf_MBps) of iperf3) | $(ratio down_MBps,berth down_MBps,dist) | ≥ 80% of iperf3 ($(v iperf_MBps) MB/s) | $down_v |"
   echo "| blob download, server CPU-s/GiB (lower is better) | $(v down_cpu,berth) | $(v down_cpu,dist) | $(ratio down_cpu,berth down_cpu,dist) | ≤ 0.3 | $downcpu_v |"
   echo "| \`skopeo copy --all\` 2-platform image, s (lower is better) | $(v sk_mean,berth) | $(v sk_mean,dist) | $(ratio sk_mean,berth sk_mean,dist) | none (informational) | — |"
+  echo
+  echo "Cost of authentication (issue 3: policy evaluation must not be a measurable share of a manifest GET), section 1b:"
+  echo
+  echo "| measurement | berth, Basic admin key | berth --allow-anonymous | auth ÷ anonymous | target | result |"
+  echo "| --- | ---: | ---: | ---: | --- | --- |"
+  echo "| manifest GET by tag, req/s (median of $auth_rounds_done round(s)) | $(v auth_rps,berth) | $(v auth_rps,anon) | $r_auth | none (informational) | — |"
+  echo "| manifest GET, server CPU µs per request | $(v auth_us,berth) | $(v auth_us,anon) | $r_auth_us (+$(v auth_us_extra) µs) | none (informational) | — |"
+  echo "| one policy evaluation (\`cargo bench -p berth-iam --bench policy\`, slowest \`evaluate/*\` case), µs | $(v pol_us) ($pol_cpu_share of the GET's server CPU, $pol_wall_share of 1/rate) | | | ≤ 2% of a manifest GET's server CPU | $pol_v |"
   echo
   echo "Machine limits measured in the same run: SHA-256 $(v sha_MBps) MB/s (one core, \`openssl speed\`), disk $(v dd_MBps) MB/s (dd with fdatasync), loopback TCP $(v iperf_MBps) MB/s (iperf3, one stream), the same curl against a minimal sendfile(2) server $(v ref_MBps) MB/s (for scale)."
   echo "For the design brief's upload target (≥ 70% of SHA-256 speed): berth $(pct up_MBps,berth sha_MBps), distribution $(pct up_MBps,dist sha_MBps)."
@@ -469,6 +599,41 @@ mkdir -p "$(dirname "$REPORT")"
   echo "| blob HEAD: server CPU, % of one core / µs per request | $(v head_core,berth) / $(v head_us,berth) | $(v head_core,dist) / $(v head_us,dist) |"
   echo
   echo "The machine has ${R[nproc]} CPUs shared by the server and the load generator. ab is single-threaded: when the server uses well under the CPUs left to it, ab (not the server) is the limit and the HEAD rate understates the server."
+  echo
+  echo "Berth's requests carry the admin access key as HTTP Basic: wrk's through \`accept.lua\` (header from the environment variable \`BENCH_AUTHORIZATION\`), ab's with \`-A <access key id>:<secret>\`. Distribution's go out anonymous, as before."
+  echo
+  echo "## 1b. Cost of authentication and policy evaluation"
+  echo
+  echo "The same manifest GET by tag (\`wrk -t2 -c$CONNS -d${LOAD_SECS}s -s bench/accept.lua\`, ${WARMUP_SECS} s warm-up each) on two Berths running the same binary and holding the same image: **berth** requires authentication and gets \`Authorization: Basic <admin access key>\` (per request: Basic decoding, key lookup and constant-time secret comparison, IAM policy evaluation of the admin's identity policy, an authentication and an authorisation audit record); **berth --allow-anonymous** gets no credentials (no key, no evaluation, one authorisation audit record). $auth_rounds_done alternating round(s), anonymous first; req/s is the median over rounds, CPU µs per request is over all rounds. The difference in CPU µs per request is what authenticating and authorising one request costs end to end."
+  echo
+  echo "| round | req/s anonymous | req/s auth | auth ÷ anonymous | p50 / p99 ms anonymous | p50 / p99 ms auth | server CPU µs/req anonymous | server CPU µs/req auth | server log bytes/req anonymous / auth | errors anonymous / auth |"
+  echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for ((round = 1; round <= auth_rounds_done; round++)); do
+    echo "| $round | $(v "get_rps,anon.$round") | $(v "get_rps,berth.$round") | $(ratio "get_rps,berth.$round" "get_rps,anon.$round") | $(v "get_p50,anon.$round") / $(v "get_p99,anon.$round") | $(v "get_p50,berth.$round") / $(v "get_p99,berth.$round") | $(v "get_us,anon.$round") | $(v "get_us,berth.$round") | $(v "get_logB,anon.$round") / $(v "get_logB,berth.$round") | $(v "get_err,anon.$round") / $(v "get_err,berth.$round") |"
+  done
+  [ "$auth_rounds_done" -gt 0 ] || echo "| — | not measured | | | | | | | | |"
+  echo
+  echo "Server log bytes per request: what the server wrote to its log (stderr, a file in the logs dir) during the timed run, over the requests; Berth logs each audit record (\`berth::audit\` \"access decision\", info level) as well as appending it to the \`audit_log\` table."
+  echo
+  if [ -n "$POLICY_SKIPPED" ]; then
+    echo "Policy evaluation on its own: not run ($POLICY_SKIPPED)."
+  else
+    echo "Policy evaluation on its own: \`cargo bench -p berth-iam --bench policy${POLICY_BENCH_ARGS:+ -- $POLICY_BENCH_ARGS}\` (criterion, in-process, one core; built from the working tree at the start of this run, before any server started). Each case is criterion's middle estimate per call; the share is of an authenticated manifest GET's server CPU time ($(fmt "$get_cpu_us" 1) µs) and of the time per request at the measured rate (1/rate = $(fmt "$get_wall_us" 1) µs; with $CONNS connections each GET takes $(fmt "$(calc "$CONNS * $get_wall_us")" 0) µs on average)."
+    echo
+    echo "| case | µs per call | share of a manifest GET's server CPU | share of 1/rate |"
+    echo "| --- | ---: | ---: | ---: |"
+    if [ -s "$WORK/policy.tsv" ]; then
+      while IFS=$'\t' read -r name us; do
+        echo "| \`$name\` | $(fmt "$us" 3) | $(pct2 "$us" "$get_cpu_us") | $(pct2 "$us" "$get_wall_us") |"
+      done <"$WORK/policy.tsv"
+    else
+      echo "| not measured (see the notes) | | | |"
+    fi
+    echo
+    echo "The \`evaluate/*\` cases time what a manifest GET does per request (the admin identity policy plus a repository policy with a condition); \`parse/*\` happens once per policy change, not per request."
+    echo
+    echo "Of the $(v auth_us_extra) µs of server CPU that authentication adds to a manifest GET (above), the slowest evaluation is $(pct2 "${R[pol_us]:-nan}" "${R[auth_us_extra]:-nan}")."
+  fi
   echo
   echo "## 2. Blob upload"
   echo
@@ -525,6 +690,11 @@ mkdir -p "$(dirname "$REPORT")"
 mv "$REPORT.tmp" "$REPORT"
 
 log "report written to $REPORT"
+# Berth logs every audit record (two per authenticated request): its log reaches hundreds
+# of MB in a full run. Compress big server logs so the kept logs dir stays small.
+for f in "$LOG_DIR"/server-*.log; do
+  [ ! -f "$f" ] || [ "$(stat -c %s "$f")" -le $((16 << 20)) ] || { log "compressing $f ($(($(stat -c %s "$f") >> 20)) MiB)"; gzip -1 -f "$f"; }
+done
 sed -n '/^## Summary/,/^## 1\./p' "$REPORT" | sed '$d' >&2
 log "raw logs: $LOG_DIR"
 if [ "$STRICT" = 1 ] && [ "$FAILS" -gt 0 ]; then log "$FAILS target(s) not met (STRICT=1)"; exit 1; fi

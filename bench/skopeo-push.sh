@@ -8,11 +8,15 @@
 #   - as root the cache lives in /var/lib/containers/cache: a private tmpfs is mounted
 #     over it in a throwaway mount namespace (unshare -m);
 #   - otherwise it lives under $XDG_DATA_HOME: point that at a fresh temp dir.
+# BENCH_DEST_CREDS, when set and not empty, is passed as --dest-creds USER:PASSWORD (from
+# the environment, so that hyperfine's logs and JSON export do not record the secret).
 set -euo pipefail
 src=$1 host=$2 prefix=$3 counter=$4
 n=$(( $(cat "$counter" 2>/dev/null || echo 0) + 1 ))
 echo "$n" >"$counter"
-cmd=(skopeo copy --all --quiet --retry-times 0 --dest-tls-verify=false "$src" "docker://$host/$prefix-$n:v1")
+cmd=(skopeo copy --all --quiet --retry-times 0 --dest-tls-verify=false)
+[ -z "${BENCH_DEST_CREDS:-}" ] || cmd+=(--dest-creds "$BENCH_DEST_CREDS")
+cmd+=("$src" "docker://$host/$prefix-$n:v1")
 if [ "$(id -u)" = 0 ]; then
   mkdir -p /var/lib/containers/cache
   # shellcheck disable=SC2016 # $@ is expanded by the inner sh
