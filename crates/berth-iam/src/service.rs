@@ -740,7 +740,8 @@ impl Iam {
     }
 
     /// Authenticates an HTTP Basic credential (the part after `Basic `): either
-    /// `AWS:<token password>` (ECR_REFERENCE §4.1) or `<access key ID>:<secret>`.
+    /// `AWS:<token password>` (ECR_REFERENCE §4.1) or `<access key ID>:<secret>`; an empty
+    /// user and password is an anonymous caller.
     /// Records the outcome in the audit trail (never the secret).
     pub async fn authenticate_basic(
         &self,
@@ -778,6 +779,11 @@ impl Iam {
         let (user, pass) = raw
             .split_once(':')
             .ok_or_else(|| malformed("Basic credential has no ':'"))?;
+        // skopeo and podman answer a Basic challenge without credentials with an empty
+        // user and password (`Basic Og==`): that is an anonymous caller.
+        if user.is_empty() && pass.is_empty() {
+            return Ok((self.anonymous(None).principal, "anonymous"));
+        }
         if user == "AWS" {
             self.verify_token(pass)
                 .map(|p| (p, "Basic token"))
@@ -1063,7 +1069,8 @@ impl Iam {
     /// without recording it. Used to filter listings; the listing itself is authorised
     /// with [`Iam::authorize`].
     pub fn is_allowed(&self, caller: &Caller, action: &str, resource: &str) -> bool {
-        self.decide(caller, action, resource).0
+        self.evaluate(caller, action, resource)
+            .is_none_or(|d| d.allowed)
     }
 
     /// Authorises one action, as IAM evaluates it (ECR_REFERENCE §2.8): identity policies
@@ -1079,13 +1086,14 @@ impl Iam {
         action: &str,
         resource: &str,
     ) -> Result<(), Denied> {
-        let (allowed, reason, message) = self.decide(caller, action, resource);
+        let principal = caller.principal.arn();
+        let (allowed, reason, message) = self.decide(caller, &principal, action, resource);
         self.inner
             .audit
             .record(AuditRow {
                 id: 0,
                 at_ms: OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000,
-                principal: caller.principal.arn(),
+                principal,
                 action: action.to_string(),
                 resource: resource.to_string(),
                 decision: if allowed { "allow" } else { "deny" }.into(),
@@ -1103,15 +1111,12 @@ impl Iam {
         }
     }
 
-    /// (allowed, audit reason, denial message)
-    fn decide(&self, caller: &Caller, action: &str, resource: &str) -> (bool, String, String) {
+    /// The policy decision for one request, or `None` when the caller is anonymous and
+    /// anonymous access is on (the development flag allows everything).
+    fn evaluate(&self, caller: &Caller, action: &str, resource: &str) -> Option<policy::Decision> {
         let p = &caller.principal;
         if p.kind == PrincipalKind::Anonymous && self.inner.cfg.allow_anonymous {
-            return (
-                true,
-                "anonymous access is enabled (--allow-anonymous)".into(),
-                String::new(),
-            );
+            return None;
         }
         let snap = self.snapshot();
         let identity_key = match &p.kind {
@@ -1158,8 +1163,20 @@ impl Iam {
         } else {
             &self.inner.account
         };
-        let d = policy::evaluate(&ctx, &identity, &resource_policies, resource_account);
-        let reason = match &d.reason {
+        Some(policy::evaluate(
+            &ctx,
+            &identity,
+            &resource_policies,
+            resource_account,
+        ))
+    }
+
+    /// What decided, in words, for the audit trail.
+    fn reason(d: Option<&policy::Decision>) -> String {
+        let Some(d) = d else {
+            return "anonymous access is enabled (--allow-anonymous)".into();
+        };
+        match &d.reason {
             policy::DecisionReason::Allowed { policy, sid } => match sid {
                 Some(s) => format!("allowed by {policy} statement {s}"),
                 None => format!("allowed by {policy}"),
@@ -1180,11 +1197,26 @@ impl Iam {
                         .to_string()
                 }
             },
+        }
+    }
+
+    /// (allowed, audit reason, denial message); the message is empty when allowed.
+    fn decide(
+        &self,
+        caller: &Caller,
+        principal_arn: &str,
+        action: &str,
+        resource: &str,
+    ) -> (bool, String, String) {
+        let d = self.evaluate(caller, action, resource);
+        let allowed = d.as_ref().is_none_or(|d| d.allowed);
+        let message = match &d {
+            Some(d) if !allowed => d
+                .denial_message(principal_arn, action, resource)
+                .unwrap_or_default(),
+            _ => String::new(),
         };
-        let message = d
-            .denial_message(&p.arn(), action, resource)
-            .unwrap_or_default();
-        (d.allowed, reason, message)
+        (allowed, Self::reason(d.as_ref()), message)
     }
 
     // ---- policies -------------------------------------------------------------------
@@ -1268,13 +1300,9 @@ impl Iam {
             })
             .await?;
         self.reload().await?;
-        if created {
-            Ok(())
-        } else {
-            Err(IamError::AlreadyExists(format!(
-                "account {account_id} already exists"
-            )))
-        }
+        created
+            .then_some(())
+            .ok_or_else(|| IamError::AlreadyExists(format!("account {account_id} already exists")))
     }
 
     /// Deletes an account and everything in it. The default account cannot be deleted.
@@ -1286,13 +1314,8 @@ impl Iam {
         }
         let done = self.inner.store.delete_account(account_id).await?;
         self.reload().await?;
-        if done {
-            Ok(())
-        } else {
-            Err(IamError::NotFound(format!(
-                "account {account_id} does not exist"
-            )))
-        }
+        done.then_some(())
+            .ok_or_else(|| IamError::NotFound(format!("account {account_id} does not exist")))
     }
 
     /// All accounts as (ID, name, is default).
@@ -1351,14 +1374,12 @@ impl Iam {
             })
             .await?;
         self.reload().await?;
-        if created {
-            Ok(())
-        } else {
-            Err(IamError::AlreadyExists(format!(
+        created.then_some(()).ok_or_else(|| {
+            IamError::AlreadyExists(format!(
                 "{} '{name}' already exists in account {account}",
                 kind.as_str()
-            )))
-        }
+            ))
+        })
     }
 
     /// Deletes a principal with its keys and policies (its tokens stop working).
@@ -1374,14 +1395,12 @@ impl Iam {
             .delete_principal(account, kind.as_str(), name)
             .await?;
         self.reload().await?;
-        if done {
-            Ok(())
-        } else {
-            Err(IamError::NotFound(format!(
+        done.then_some(()).ok_or_else(|| {
+            IamError::NotFound(format!(
                 "{} '{name}' does not exist in account {account}",
                 kind.as_str()
-            )))
-        }
+            ))
+        })
     }
 
     /// Principals as (account, kind, name, ARN-or-service-name).
@@ -1481,13 +1500,8 @@ impl Iam {
     pub async fn delete_access_key(&self, access_key_id: &str) -> Result<(), IamError> {
         let done = self.inner.store.delete_access_key(access_key_id).await?;
         self.reload().await?;
-        if done {
-            Ok(())
-        } else {
-            Err(IamError::NotFound(format!(
-                "access key {access_key_id} does not exist"
-            )))
-        }
+        done.then_some(())
+            .ok_or_else(|| IamError::NotFound(format!("access key {access_key_id} does not exist")))
     }
 
     /// Attaches (creates or replaces) an inline identity policy to a user or role.
@@ -1544,14 +1558,12 @@ impl Iam {
             .delete_identity_policy(account, kind.as_str(), name, policy_name)
             .await?;
         self.reload().await?;
-        if done {
-            Ok(())
-        } else {
-            Err(IamError::NotFound(format!(
+        done.then_some(()).ok_or_else(|| {
+            IamError::NotFound(format!(
                 "policy '{policy_name}' is not attached to {} '{name}'",
                 kind.as_str()
-            )))
-        }
+            ))
+        })
     }
 
     /// Identity policies of a user or role as (policy name, document text).
@@ -1656,7 +1668,8 @@ impl Iam {
                 via: "simulation",
             }
         };
-        Ok(self.decide(&caller, action, resource))
+        let arn = caller.principal.arn();
+        Ok(self.decide(&caller, &arn, action, resource))
     }
 
     /// Audit records matching `q`, newest first.

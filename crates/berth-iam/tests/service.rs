@@ -152,6 +152,9 @@ async fn basic_access_key_authentication() {
         .await
         .unwrap();
     assert_eq!(c.principal.arn(), "arn:aws:iam::111111111111:user/ci");
+    // skopeo and podman send an empty user and password when they have no credentials.
+    let anon = iam.authenticate_basic(&basic("", ""), None).await.unwrap();
+    assert!(anon.is_anonymous());
     let e = iam
         .authenticate_basic(&basic(&id, "wrong"), None)
         .await

@@ -30,7 +30,8 @@ pub struct SqliteMeta {
     pub(crate) reader: SqlitePool,
 }
 
-fn now() -> i64 {
+/// The current time, epoch seconds.
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -4,21 +4,17 @@ use crate::iam::{
     AccessKeyRow, AccountRow, AuditQuery, AuditRow, IamData, IamStore, IdentityPolicyRow,
     PrincipalRow,
 };
+use crate::sqlite::now;
 use crate::{Result, SqliteMeta};
 use sqlx::{Sqlite, Transaction};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-async fn bump(tx: &mut Transaction<'_, Sqlite>) -> Result<()> {
+/// Ends an identity write: bumps the generation in the same transaction and commits,
+/// so servers holding a snapshot know to reload.
+async fn commit_bumped(mut tx: Transaction<'_, Sqlite>) -> Result<()> {
     sqlx::query("UPDATE iam_generation SET generation = generation + 1 WHERE id = 1")
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -166,8 +162,7 @@ impl IamStore for SqliteMeta {
                 .execute(&mut *tx)
                 .await?;
         }
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_bumped(tx).await?;
         Ok(done)
     }
 
@@ -179,8 +174,7 @@ impl IamStore for SqliteMeta {
             .await?
             .rows_affected()
             == 1;
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_bumped(tx).await?;
         Ok(done)
     }
 
@@ -200,8 +194,7 @@ impl IamStore for SqliteMeta {
         .await?
         .rows_affected()
             == 1;
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_bumped(tx).await?;
         Ok(done)
     }
 
@@ -217,8 +210,7 @@ impl IamStore for SqliteMeta {
         .await?
         .rows_affected()
             == 1;
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_bumped(tx).await?;
         Ok(done)
     }
 
@@ -240,8 +232,7 @@ impl IamStore for SqliteMeta {
         .bind(row.created_at)
         .execute(&mut *tx)
         .await?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_bumped(tx).await?;
         Ok(())
     }
 
@@ -253,8 +244,7 @@ impl IamStore for SqliteMeta {
             .await?
             .rows_affected()
             == 1;
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_bumped(tx).await?;
         Ok(done)
     }
 
@@ -268,9 +258,10 @@ impl IamStore for SqliteMeta {
         .await?
         .rows_affected();
         if n > 0 {
-            bump(&mut tx).await?;
+            commit_bumped(tx).await?;
+        } else {
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(n)
     }
 
@@ -288,8 +279,7 @@ impl IamStore for SqliteMeta {
         .bind(&row.document)
         .execute(&mut *tx)
         .await?;
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_bumped(tx).await?;
         Ok(())
     }
 
@@ -313,8 +303,7 @@ impl IamStore for SqliteMeta {
         .await?
         .rows_affected()
             == 1;
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_bumped(tx).await?;
         Ok(done)
     }
 
@@ -351,8 +340,7 @@ impl IamStore for SqliteMeta {
                     .await?;
             }
         }
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_bumped(tx).await?;
         Ok(previous)
     }
 
@@ -380,8 +368,7 @@ impl IamStore for SqliteMeta {
                     .await?;
             }
         }
-        bump(&mut tx).await?;
-        tx.commit().await?;
+        commit_bumped(tx).await?;
         Ok(previous)
     }
 

@@ -90,11 +90,6 @@ pub async fn authenticate(
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let v = v.to_str().unwrap_or("");
         let (scheme, cred) = v.split_once(' ').unwrap_or((v, ""));
-        // skopeo and podman answer a Basic challenge without credentials with an empty
-        // user and password (`Basic Og==`, base64 of ":"): that is an anonymous caller.
-        if scheme.eq_ignore_ascii_case("basic") && matches!(cred.trim(), "Og==" | "Og") {
-            return Ok(iam.anonymous(ip));
-        }
         if scheme.eq_ignore_ascii_case("basic") {
             return iam
                 .authenticate_basic(cred, ip)

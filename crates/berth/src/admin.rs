@@ -132,28 +132,9 @@ pub enum CredFormat {
 /// Role commands.
 #[derive(Debug, Subcommand)]
 pub enum RoleCmd {
-    /// Create a role.
-    Create {
-        /// Role name.
-        name: String,
-        #[command(flatten)]
-        account: AccountOpt,
-        /// Principal tag KEY=VALUE (repeatable).
-        #[arg(long = "tag", value_name = "KEY=VALUE")]
-        tags: Vec<String>,
-    },
-    /// List roles.
-    List {
-        #[command(flatten)]
-        account: AccountOpt,
-    },
-    /// Delete a role with its policies and sessions.
-    Delete {
-        /// Role name.
-        name: String,
-        #[command(flatten)]
-        account: AccountOpt,
-    },
+    /// create, list, delete: as for users.
+    #[command(flatten)]
+    Common(PrincipalCmd),
     /// Assume a role: print temporary credentials (key, secret, session token).
     Assume {
         /// Role name.
@@ -470,31 +451,7 @@ async fn command(iam: &Iam, meta: &SqliteMeta, cmd: AdminCommand) -> anyhow::Res
         AdminCommand::User(c) => principal_cmd(iam, StoredKind::User, c).await?,
         AdminCommand::Service(c) => principal_cmd(iam, StoredKind::Service, c).await?,
         AdminCommand::Role(c) => match c {
-            RoleCmd::Create {
-                name,
-                account: a,
-                tags: t,
-            } => {
-                principal_cmd(
-                    iam,
-                    StoredKind::Role,
-                    PrincipalCmd::Create {
-                        name,
-                        account: a,
-                        tags: t,
-                    },
-                )
-                .await?
-            }
-            RoleCmd::List { account: a } => list_principals(iam, &a, StoredKind::Role),
-            RoleCmd::Delete { name, account: a } => {
-                principal_cmd(
-                    iam,
-                    StoredKind::Role,
-                    PrincipalCmd::Delete { name, account: a },
-                )
-                .await?
-            }
+            RoleCmd::Common(c) => principal_cmd(iam, StoredKind::Role, c).await?,
             RoleCmd::Assume {
                 name,
                 account: a,
