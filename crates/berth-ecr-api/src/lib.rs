@@ -42,7 +42,7 @@ use berth_iam::sigv4::SignedRequest;
 use berth_iam::{Caller, Iam};
 use berth_registry::Registry;
 use error::{EcrError, CONTENT_TYPE};
-pub use operation::{Operation, Support};
+pub use operation::{support, Operation, Support};
 use std::net::SocketAddr;
 
 /// Largest `UploadLayerPart` request: a 20 MiB part is 28 MiB of base64, plus JSON.
@@ -85,7 +85,7 @@ impl Ctx<'_> {
     /// Authorises this operation's action on `resource` (an ARN or `*`).
     pub async fn authorize(&self, resource: &str) -> Result<(), EcrError> {
         self.iam
-            .authorize(&self.caller, &self.op.action(), resource)
+            .authorize(&self.caller, self.op.into(), resource)
             .await
             .map_err(|d| EcrError::new("AccessDeniedException", d.to_string()))
     }
@@ -162,7 +162,7 @@ async fn serve(api: &EcrApi, req: Request) -> Result<serde_json::Value, EcrError
         return Err(e);
     }
     let target = header_str(&req, "x-amz-target").unwrap_or("");
-    let op = Operation::from_target(target).ok_or_else(|| {
+    let op = operation::from_target(target).ok_or_else(|| {
         EcrError::new(
             "UnknownOperationException",
             if target.is_empty() {
@@ -236,7 +236,8 @@ async fn read_body(body: Body, limit: usize, op: Operation) -> Result<bytes::Byt
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(EcrError::new(
             "InvalidParameterException",
             format!(
-                "the {op} request body exceeds {limit} bytes{}",
+                "the {} request body exceeds {limit} bytes{}",
+                op.name(),
                 if op == Operation::UploadLayerPart {
                     "; send layer parts of at most 20 MiB (20971520 bytes)"
                 } else {

@@ -2,8 +2,6 @@
 //! needs, and whether Berth serves it yet. `docs/ecr-api.md` is checked against
 //! [`Operation::ALL`] by `tests/docs.rs`, so the documentation cannot drift.
 
-use std::fmt;
-
 /// The `X-Amz-Target` prefix of every ECR operation (botocore `targetPrefix`).
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921";
 
@@ -17,38 +15,9 @@ pub enum Support {
     NotYet(&'static str),
 }
 
-macro_rules! operations {
-    ($($name:ident => $support:expr,)*) => {
-        /// An ECR operation (botocore `ecr` 2015-09-21 model, plus the replication
-        /// backfill operations of newer models).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Operation {
-            $(
-                #[doc = concat!("`", stringify!($name), "`")]
-                $name,
-            )*
-        }
-
-        impl Operation {
-            /// Every operation, in the model's (alphabetical) order.
-            pub const ALL: &'static [Operation] = &[$(Operation::$name,)*];
-
-            /// The operation's name, as in `X-Amz-Target` after the prefix.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(Operation::$name => stringify!($name),)*
-                }
-            }
-
-            /// Whether Berth serves it.
-            pub fn support(self) -> Support {
-                match self {
-                    $(Operation::$name => $support,)*
-                }
-            }
-        }
-    };
-}
+/// An ECR operation: the same closed list as the IAM actions that authorise them
+/// ([`EcrAction`], one list for both), so the operation `X` is authorised as `ecr:X`.
+pub use berth_iam::EcrAction as Operation;
 
 use Support::{NotYet, Supported};
 
@@ -63,88 +32,78 @@ const ARCHIVE: Support = NotYet("image archival");
 const REFERRERS: Support = NotYet("ECR referrer listing (use the OCI referrers API)");
 const PULL_TIME: Support = NotYet("pull-time update exclusions");
 
-operations! {
-    BatchCheckLayerAvailability => Supported,
-    BatchDeleteImage => Supported,
-    BatchGetImage => Supported,
-    BatchGetRepositoryScanningConfiguration => SCANNING,
-    CompleteLayerUpload => Supported,
-    CreatePullThroughCacheRule => CACHE,
-    CreateRepository => Supported,
-    CreateRepositoryCreationTemplate => TEMPLATES,
-    DeleteLifecyclePolicy => LIFECYCLE,
-    DeletePullThroughCacheRule => CACHE,
-    DeleteRegistryPolicy => Supported,
-    DeleteRepository => Supported,
-    DeleteRepositoryCreationTemplate => TEMPLATES,
-    DeleteRepositoryPolicy => Supported,
-    DeleteSigningConfiguration => SIGNING,
-    DeregisterPullTimeUpdateExclusion => PULL_TIME,
-    DescribeImageReplicationStatus => REPLICATION,
-    DescribeImageScanFindings => SCANNING,
-    DescribeImageSigningStatus => SIGNING,
-    DescribeImages => Supported,
-    DescribePullThroughCacheRules => CACHE,
-    DescribeRegistry => Supported,
-    DescribeReplicationBackfillResults => REPLICATION,
-    DescribeRepositories => Supported,
-    DescribeRepositoryCreationTemplates => TEMPLATES,
-    GetAccountSetting => SETTINGS,
-    GetAuthorizationToken => Supported,
-    GetDownloadUrlForLayer => Supported,
-    GetLifecyclePolicy => LIFECYCLE,
-    GetLifecyclePolicyPreview => LIFECYCLE,
-    GetRegistryPolicy => Supported,
-    GetRegistryScanningConfiguration => SCANNING,
-    GetRepositoryPolicy => Supported,
-    GetSigningConfiguration => SIGNING,
-    InitiateLayerUpload => Supported,
-    ListImageReferrers => REFERRERS,
-    ListImages => Supported,
-    ListPullTimeUpdateExclusions => PULL_TIME,
-    ListReplicationBackfills => REPLICATION,
-    ListTagsForResource => Supported,
-    PutAccountSetting => SETTINGS,
-    PutImage => Supported,
-    PutImageScanningConfiguration => SCANNING,
-    PutImageTagMutability => Supported,
-    PutLifecyclePolicy => LIFECYCLE,
-    PutRegistryPolicy => Supported,
-    PutRegistryScanningConfiguration => SCANNING,
-    PutReplicationConfiguration => REPLICATION,
-    PutSigningConfiguration => SIGNING,
-    RegisterPullTimeUpdateExclusion => PULL_TIME,
-    SetRepositoryPolicy => Supported,
-    StartImageScan => SCANNING,
-    StartLifecyclePolicyPreview => LIFECYCLE,
-    StartReplicationBackfill => REPLICATION,
-    StopReplicationBackfill => REPLICATION,
-    TagResource => Supported,
-    UntagResource => Supported,
-    UpdateImageStorageClass => ARCHIVE,
-    UpdatePullThroughCacheRule => CACHE,
-    UpdateRepositoryCreationTemplate => TEMPLATES,
-    UploadLayerPart => Supported,
-    ValidatePullThroughCacheRule => CACHE,
-}
-
-impl Operation {
-    /// The operation an `X-Amz-Target` value names, if any.
-    pub fn from_target(target: &str) -> Option<Operation> {
-        let name = target.strip_prefix(TARGET_PREFIX)?.strip_prefix('.')?;
-        Operation::ALL.iter().copied().find(|o| o.name() == name)
-    }
-
-    /// The IAM action that authorises it: `ecr:<Name>`.
-    pub fn action(self) -> String {
-        format!("ecr:{}", self.name())
+/// Whether Berth serves `op`: one row per operation of the model, so a new operation
+/// cannot be added to [`Operation`] without deciding its support here.
+pub fn support(op: Operation) -> Support {
+    match op {
+        Operation::BatchCheckLayerAvailability => Supported,
+        Operation::BatchDeleteImage => Supported,
+        Operation::BatchGetImage => Supported,
+        Operation::BatchGetRepositoryScanningConfiguration => SCANNING,
+        Operation::CompleteLayerUpload => Supported,
+        Operation::CreatePullThroughCacheRule => CACHE,
+        Operation::CreateRepository => Supported,
+        Operation::CreateRepositoryCreationTemplate => TEMPLATES,
+        Operation::DeleteLifecyclePolicy => LIFECYCLE,
+        Operation::DeletePullThroughCacheRule => CACHE,
+        Operation::DeleteRegistryPolicy => Supported,
+        Operation::DeleteRepository => Supported,
+        Operation::DeleteRepositoryCreationTemplate => TEMPLATES,
+        Operation::DeleteRepositoryPolicy => Supported,
+        Operation::DeleteSigningConfiguration => SIGNING,
+        Operation::DeregisterPullTimeUpdateExclusion => PULL_TIME,
+        Operation::DescribeImageReplicationStatus => REPLICATION,
+        Operation::DescribeImageScanFindings => SCANNING,
+        Operation::DescribeImageSigningStatus => SIGNING,
+        Operation::DescribeImages => Supported,
+        Operation::DescribePullThroughCacheRules => CACHE,
+        Operation::DescribeRegistry => Supported,
+        Operation::DescribeReplicationBackfillResults => REPLICATION,
+        Operation::DescribeRepositories => Supported,
+        Operation::DescribeRepositoryCreationTemplates => TEMPLATES,
+        Operation::GetAccountSetting => SETTINGS,
+        Operation::GetAuthorizationToken => Supported,
+        Operation::GetDownloadUrlForLayer => Supported,
+        Operation::GetLifecyclePolicy => LIFECYCLE,
+        Operation::GetLifecyclePolicyPreview => LIFECYCLE,
+        Operation::GetRegistryPolicy => Supported,
+        Operation::GetRegistryScanningConfiguration => SCANNING,
+        Operation::GetRepositoryPolicy => Supported,
+        Operation::GetSigningConfiguration => SIGNING,
+        Operation::InitiateLayerUpload => Supported,
+        Operation::ListImageReferrers => REFERRERS,
+        Operation::ListImages => Supported,
+        Operation::ListPullTimeUpdateExclusions => PULL_TIME,
+        Operation::ListReplicationBackfills => REPLICATION,
+        Operation::ListTagsForResource => Supported,
+        Operation::PutAccountSetting => SETTINGS,
+        Operation::PutImage => Supported,
+        Operation::PutImageScanningConfiguration => SCANNING,
+        Operation::PutImageTagMutability => Supported,
+        Operation::PutLifecyclePolicy => LIFECYCLE,
+        Operation::PutRegistryPolicy => Supported,
+        Operation::PutRegistryScanningConfiguration => SCANNING,
+        Operation::PutReplicationConfiguration => REPLICATION,
+        Operation::PutSigningConfiguration => SIGNING,
+        Operation::RegisterPullTimeUpdateExclusion => PULL_TIME,
+        Operation::SetRepositoryPolicy => Supported,
+        Operation::StartImageScan => SCANNING,
+        Operation::StartLifecyclePolicyPreview => LIFECYCLE,
+        Operation::StartReplicationBackfill => REPLICATION,
+        Operation::StopReplicationBackfill => REPLICATION,
+        Operation::TagResource => Supported,
+        Operation::UntagResource => Supported,
+        Operation::UpdateImageStorageClass => ARCHIVE,
+        Operation::UpdatePullThroughCacheRule => CACHE,
+        Operation::UpdateRepositoryCreationTemplate => TEMPLATES,
+        Operation::UploadLayerPart => Supported,
+        Operation::ValidatePullThroughCacheRule => CACHE,
     }
 }
 
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// The operation an `X-Amz-Target` value names, if any.
+pub fn from_target(target: &str) -> Option<Operation> {
+    Operation::from_name(target.strip_prefix(TARGET_PREFIX)?.strip_prefix('.')?)
 }
 
 #[cfg(test)]
@@ -154,20 +113,14 @@ mod tests {
     #[test]
     fn targets_name_operations() {
         assert_eq!(
-            Operation::from_target("AmazonEC2ContainerRegistry_V20150921.CreateRepository"),
+            from_target("AmazonEC2ContainerRegistry_V20150921.CreateRepository"),
             Some(Operation::CreateRepository)
         );
         assert_eq!(
-            Operation::from_target("AmazonEC2ContainerRegistry_V20150921.Nope"),
+            from_target("AmazonEC2ContainerRegistry_V20150921.Nope"),
             None
         );
-        assert_eq!(Operation::from_target("CreateRepository"), None);
-        assert_eq!(Operation::PutImage.action(), "ecr:PutImage");
-        let mut names: Vec<_> = Operation::ALL.iter().map(|o| o.name()).collect();
-        let n = names.len();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), n);
-        assert_eq!(n, 62);
+        assert_eq!(from_target("CreateRepository"), None);
+        assert_eq!(Operation::PutImage.as_str(), "ecr:PutImage");
     }
 }

@@ -65,7 +65,7 @@ fn docs_table_matches_the_dispatch_table() {
     );
     let tests = test_functions();
     for (row, op) in rows.iter().zip(Operation::ALL) {
-        let want = match op.support() {
+        let want = match berth_ecr_api::support(*op) {
             Support::Supported => "yes".to_string(),
             Support::NotYet(what) => format!("not yet — {what}"),
         };

@@ -10,6 +10,7 @@
 
 #![deny(missing_docs)]
 
+pub mod action;
 pub mod audit;
 pub mod policy;
 pub mod presign;
@@ -19,5 +20,6 @@ pub mod service;
 pub mod sigv4;
 pub mod token;
 
+pub use action::{Action, EcrAction};
 pub use principal::{AccountId, Principal, PrincipalKind};
 pub use service::{AuthError, AuthorizationToken, Caller, Denied, Iam, IamConfig, IamError};

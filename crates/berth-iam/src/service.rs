@@ -13,6 +13,7 @@
 //! is `arn:aws:ecr:<region>:<default account>:repository/<name>`. Other accounts hold
 //! principals that reach it across accounts (ECR_REFERENCE §2.8).
 
+use crate::action::{Action, EcrAction};
 use crate::audit::AuditSink;
 use crate::policy::{self, NamedPolicy, PolicyDocument, PolicyKind, RequestContext};
 use crate::principal::{AccountId, Principal, PrincipalKind};
@@ -1068,8 +1069,8 @@ impl Iam {
     /// Evaluates whether `caller` may perform `action` on `resource` (an ARN or `*`),
     /// without recording it. Used to filter listings; the listing itself is authorised
     /// with [`Iam::authorize`].
-    pub fn is_allowed(&self, caller: &Caller, action: &str, resource: &str) -> bool {
-        self.evaluate(caller, action, resource)
+    pub fn is_allowed(&self, caller: &Caller, action: Action, resource: &str) -> bool {
+        self.evaluate(caller, action.as_str(), resource)
             .is_none_or(|d| d.allowed)
     }
 
@@ -1083,9 +1084,10 @@ impl Iam {
     pub async fn authorize(
         &self,
         caller: &Caller,
-        action: &str,
+        action: Action,
         resource: &str,
     ) -> Result<(), Denied> {
+        let action = action.as_str();
         let principal = caller.principal.arn();
         let (allowed, reason, message) = self.decide(caller, &principal, action, resource);
         self.inner
@@ -1135,7 +1137,7 @@ impl Iam {
             })
             .unwrap_or_default();
         let mut resource_policies: Vec<NamedPolicy<'_>> = Vec::with_capacity(2);
-        if !action.eq_ignore_ascii_case("ecr:GetAuthorizationToken") {
+        if !action.eq_ignore_ascii_case(EcrAction::GetAuthorizationToken.as_str()) {
             if let Some(repo) = resource.strip_prefix(self.inner.repo_arn_prefix.as_str()) {
                 if let Some((_, doc)) = snap.repository_policies.get(repo) {
                     resource_policies.push(NamedPolicy {
@@ -1158,11 +1160,12 @@ impl Iam {
         // ecr:GetAuthorizationToken is granted by identity policies alone (ECR_REFERENCE
         // §2.8): it is the caller's own account's resource, so a cross-account caller is
         // judged as in its own account.
-        let resource_account = if action.eq_ignore_ascii_case("ecr:GetAuthorizationToken") {
-            &p.account
-        } else {
-            &self.inner.account
-        };
+        let resource_account =
+            if action.eq_ignore_ascii_case(EcrAction::GetAuthorizationToken.as_str()) {
+                &p.account
+            } else {
+                &self.inner.account
+            };
         Some(policy::evaluate(
             &ctx,
             &identity,

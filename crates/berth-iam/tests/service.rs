@@ -7,7 +7,7 @@ use berth_iam::audit::AuditSink;
 use berth_iam::secret::Keys;
 use berth_iam::service::StoredKind;
 use berth_iam::sigv4::SignedRequest;
-use berth_iam::{AuthError, Caller, Iam, IamConfig};
+use berth_iam::{AuthError, Caller, EcrAction, Iam, IamConfig};
 use berth_meta::iam::AuditQuery;
 use berth_meta::SqliteMeta;
 use std::collections::BTreeMap;
@@ -119,9 +119,13 @@ async fn bootstrap_writes_shared_credentials_once() {
         caller.principal.arn(),
         "arn:aws:iam::111111111111:user/admin"
     );
-    iam.authorize(&caller, "ecr:PutImage", &iam.repository_arn("any/repo"))
-        .await
-        .expect("AdministratorAccess");
+    iam.authorize(
+        &caller,
+        EcrAction::PutImage.into(),
+        &iam.repository_arn("any/repo"),
+    )
+    .await
+    .expect("AdministratorAccess");
 }
 
 /// A data directory belongs to one account: reopening with another is refused.
@@ -390,7 +394,7 @@ async fn evaluation_across_accounts_and_audit() {
         .await
         .unwrap();
     let d = iam
-        .authorize(&dev, "ecr:BatchGetImage", &repo)
+        .authorize(&dev, EcrAction::BatchGetImage.into(), &repo)
         .await
         .unwrap_err();
     assert!(
@@ -403,7 +407,7 @@ async fn evaluation_across_accounts_and_audit() {
     iam.put_identity_policy("111111111111", StoredKind::User, "dev", "pull", PULL)
         .await
         .unwrap();
-    iam.authorize(&dev, "ecr:BatchGetImage", &repo)
+    iam.authorize(&dev, EcrAction::BatchGetImage.into(), &repo)
         .await
         .unwrap();
 
@@ -444,7 +448,7 @@ async fn evaluation_across_accounts_and_audit() {
     .await
     .unwrap();
     assert!(iam
-        .authorize(&role, "ecr:BatchGetImage", &repo)
+        .authorize(&role, EcrAction::BatchGetImage.into(), &repo)
         .await
         .is_err());
     // Both: allowed.
@@ -454,7 +458,7 @@ async fn evaluation_across_accounts_and_audit() {
     )
     .await
     .unwrap();
-    iam.authorize(&role, "ecr:BatchGetImage", &repo)
+    iam.authorize(&role, EcrAction::BatchGetImage.into(), &repo)
         .await
         .unwrap();
     // Resource policy alone: refused.
@@ -467,7 +471,7 @@ async fn evaluation_across_accounts_and_audit() {
     .await
     .unwrap();
     let d = iam
-        .authorize(&role, "ecr:BatchGetImage", &repo)
+        .authorize(&role, EcrAction::BatchGetImage.into(), &repo)
         .await
         .unwrap_err();
     assert!(
@@ -582,7 +586,7 @@ async fn anonymous_access() {
     let anon = iam.anonymous(None);
     let repo = iam.repository_arn("public/app");
     let d = iam
-        .authorize(&anon, "ecr:BatchGetImage", &repo)
+        .authorize(&anon, EcrAction::BatchGetImage.into(), &repo)
         .await
         .unwrap_err();
     assert!(d.anonymous);
@@ -592,17 +596,20 @@ async fn anonymous_access() {
     )
     .await
     .unwrap();
-    iam.authorize(&anon, "ecr:BatchGetImage", &repo)
+    iam.authorize(&anon, EcrAction::BatchGetImage.into(), &repo)
         .await
         .unwrap();
-    assert!(iam.authorize(&anon, "ecr:PutImage", &repo).await.is_err());
+    assert!(iam
+        .authorize(&anon, EcrAction::PutImage.into(), &repo)
+        .await
+        .is_err());
     let dev = env
         .iam(IamConfig {
             allow_anonymous: true,
             ..cfg("111111111111")
         })
         .await;
-    dev.authorize(&dev.anonymous(None), "ecr:PutImage", &repo)
+    dev.authorize(&dev.anonymous(None), EcrAction::PutImage.into(), &repo)
         .await
         .unwrap();
 }

@@ -16,7 +16,7 @@ use crate::endpoint::Endpoint;
 use crate::error::OciError;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use berth_iam::{AuthError, Caller, Denied, Iam};
+use berth_iam::{Action, AuthError, Caller, Denied, EcrAction, Iam};
 use std::net::IpAddr;
 
 /// The ECR action that real ECR checks for an endpoint and method (issue 3's table):
@@ -26,21 +26,22 @@ use std::net::IpAddr;
 /// upload PUT → `ecr:CompleteLayerUpload`; manifest PUT → `ecr:PutImage`; deletes →
 /// `ecr:BatchDeleteImage`; tag list → `ecr:ListImages`; catalog →
 /// `ecr:DescribeRepositories`. `None` for `/v2/` itself (authentication only).
-pub fn action(ep: &Endpoint, method: &Method) -> Option<&'static str> {
+pub fn action(ep: &Endpoint, method: &Method) -> Option<Action> {
+    use EcrAction as A;
     let m = method.as_str();
-    Some(match (ep, m) {
+    Some(Action::Ecr(match (ep, m) {
         (Endpoint::Base, _) => return None,
-        (Endpoint::Catalog, _) => "ecr:DescribeRepositories",
-        (Endpoint::Tags(_), _) => "ecr:ListImages",
-        (Endpoint::Manifest(..), "PUT") => "ecr:PutImage",
-        (Endpoint::Manifest(..) | Endpoint::Blob(..), "DELETE") => "ecr:BatchDeleteImage",
-        (Endpoint::Manifest(..) | Endpoint::Referrers(..), _) => "ecr:BatchGetImage",
-        (Endpoint::Blob(..), "HEAD") => "ecr:BatchCheckLayerAvailability",
-        (Endpoint::Blob(..), _) => "ecr:GetDownloadUrlForLayer",
-        (Endpoint::UploadStart(_), _) => "ecr:InitiateLayerUpload",
-        (Endpoint::Upload(..), "PUT") => "ecr:CompleteLayerUpload",
-        (Endpoint::Upload(..), _) => "ecr:UploadLayerPart",
-    })
+        (Endpoint::Catalog, _) => A::DescribeRepositories,
+        (Endpoint::Tags(_), _) => A::ListImages,
+        (Endpoint::Manifest(..), "PUT") => A::PutImage,
+        (Endpoint::Manifest(..) | Endpoint::Blob(..), "DELETE") => A::BatchDeleteImage,
+        (Endpoint::Manifest(..) | Endpoint::Referrers(..), _) => A::BatchGetImage,
+        (Endpoint::Blob(..), "HEAD") => A::BatchCheckLayerAvailability,
+        (Endpoint::Blob(..), _) => A::GetDownloadUrlForLayer,
+        (Endpoint::UploadStart(_), _) => A::InitiateLayerUpload,
+        (Endpoint::Upload(..), "PUT") => A::CompleteLayerUpload,
+        (Endpoint::Upload(..), _) => A::UploadLayerPart,
+    }))
 }
 
 /// The `WWW-Authenticate` challenge: ECR's form, with the realm naming this registry's

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use berth_core::{media_type, Digest, Reference, RepositoryName, MAX_MANIFEST_BYTES};
-use berth_iam::{Caller, Iam};
+use berth_iam::{Caller, EcrAction, Iam};
 use berth_registry::berth_store::{BlobContent, ByteStream};
 use berth_registry::Registry;
 use bytes::Bytes;
@@ -88,7 +88,7 @@ async fn handle(State(api): State<Api>, req: Request) -> Response {
                 let readable = RepositoryName::parse(from).is_ok_and(|f| {
                     api.iam.is_allowed(
                         &caller,
-                        "ecr:GetDownloadUrlForLayer",
+                        EcrAction::GetDownloadUrlForLayer.into(),
                         &api.iam.repository_arn(f.as_str()),
                     )
                 });
@@ -181,7 +181,7 @@ async fn authorize(
     );
     if pushes && api.reg.config().create_on_push && api.reg.repository(repo).await.is_err() {
         api.iam
-            .authorize(caller, "ecr:CreateRepository", &arn)
+            .authorize(caller, EcrAction::CreateRepository.into(), &arn)
             .await
             .map_err(|d| auth::denied(headers, d))?;
     }
@@ -315,7 +315,7 @@ async fn catalog(api: &Api, caller: &Caller, params: &Params) -> Res {
         for r in page {
             if api.iam.is_allowed(
                 caller,
-                "ecr:DescribeRepositories",
+                EcrAction::DescribeRepositories.into(),
                 &api.iam.repository_arn(&r),
             ) {
                 repos.push(r);

@@ -8,7 +8,7 @@ mod layers;
 mod repositories;
 
 use crate::error::EcrError;
-use crate::operation::{Operation, Support};
+use crate::operation::{support, Operation, Support};
 use crate::Ctx;
 use berth_registry::RegistryError;
 use serde_json::Value;
@@ -48,15 +48,16 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
 
 /// The answer to an operation Berth does not serve yet.
 fn not_yet(op: Operation) -> EcrError {
-    let what = match op.support() {
+    let what = match support(op) {
         Support::NotYet(capability) => capability,
         Support::Supported => "this operation",
     };
     EcrError::new(
         "UnsupportedOperationException",
         format!(
-            "{op} is not supported by this Berth registry yet: it belongs to {what}, which \
-             Berth does not implement yet (docs/ecr-api.md lists the supported operations)"
+            "{} is not supported by this Berth registry yet: it belongs to {what}, which \
+             Berth does not implement yet (docs/ecr-api.md lists the supported operations)",
+            op.name()
         ),
     )
 }

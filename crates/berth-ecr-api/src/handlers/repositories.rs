@@ -125,7 +125,7 @@ pub(super) async fn describe(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
     };
     // Only repositories the caller may describe are listed. Policies are evaluated
     // without recording each one; the listing as a whole is recorded below.
-    let action = ctx.op.action();
+    let action = ctx.op.into();
     let mut out = Vec::new();
     let mut more = false;
     let mut seen_any = false;
@@ -140,7 +140,7 @@ pub(super) async fn describe(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
             seen_any = true;
             after = Some(rec.name.to_string());
             let arn = ctx.iam.repository_arn(rec.name.as_str());
-            if !ctx.iam.is_allowed(&ctx.caller, &action, &arn) {
+            if !ctx.iam.is_allowed(&ctx.caller, action, &arn) {
                 continue;
             }
             if out.len() == limit as usize {
