@@ -41,7 +41,7 @@ use berth_core::RepositoryName;
 use berth_iam::sigv4::SignedRequest;
 use berth_iam::{Caller, Iam};
 use berth_registry::Registry;
-use error::{EcrError, CONTENT_TYPE};
+use error::{EcrError, EcrErrorType, CONTENT_TYPE};
 pub use operation::{support, Operation, Support};
 use std::net::SocketAddr;
 
@@ -51,18 +51,73 @@ pub const MAX_UPLOAD_PART_BODY: usize = 32 << 20;
 /// JSON-escaped).
 pub const MAX_BODY: usize = 16 << 20;
 
-/// What every request needs: the registry service and the identity service.
+/// What every request needs: the registry service, the identity service and the
+/// adapter's settings.
 #[derive(Clone)]
 pub struct EcrApi {
     registry: Registry,
     iam: Iam,
+    config: EcrConfig,
 }
 
-/// The ECR API router (`POST /`) over `registry` and `iam`. Merge it into the app.
+/// Settings of the ECR adapter.
+#[derive(Debug, Clone, Default)]
+pub struct EcrConfig {
+    /// The name clients use for the registry, for `repositoryUri`, `proxyEndpoint` and
+    /// `downloadUrl`; `None`: the `Host` each request was sent to, over `http`.
+    pub public_host: Option<PublicHost>,
+}
+
+/// The registry's public name (issue 17): `host[:port]`, optionally preceded by
+/// `http://` or `https://` (default `http`, what Berth itself serves). ECR answers
+/// `repositoryUri` as `<host[:port]>/<repository>` and `proxyEndpoint` as
+/// `<scheme>://<host[:port]>` (ECR_REFERENCE: `<account>.dkr.ecr.<region>.amazonaws.com`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicHost {
+    scheme: &'static str,
+    authority: String,
+}
+
+impl PublicHost {
+    /// Parses `[http://|https://]host[:port]`. Errors: another scheme, a path, query,
+    /// user info, or a host or port that is not valid in a URL authority.
+    pub fn parse(s: &str) -> Result<PublicHost, String> {
+        let (scheme, rest) = match s.split_once("://") {
+            Some(("http", r)) => ("http", r),
+            Some(("https", r)) => ("https", r),
+            Some((other, _)) => {
+                return Err(format!(
+                    "{s:?}: scheme {other:?} is not http or https (write host[:port], optionally with http:// or https://)"
+                ))
+            }
+            None => ("http", s),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let bad = || format!("{s:?} is not host[:port], optionally with http:// or https://");
+        let authority: axum::http::uri::Authority = rest.parse().map_err(|_| bad())?;
+        if authority.host().is_empty() || rest.contains('@') {
+            return Err(bad());
+        }
+        Ok(PublicHost {
+            scheme,
+            authority: authority.as_str().to_string(),
+        })
+    }
+}
+
+/// The ECR API router (`POST /`) over `registry` and `iam`, with URIs built from each
+/// request's `Host`. Merge it into the app.
 pub fn router(registry: Registry, iam: Iam) -> Router {
-    Router::new()
-        .route("/", any(handle))
-        .with_state(EcrApi { registry, iam })
+    router_with(registry, iam, EcrConfig::default())
+}
+
+/// [`router`] with settings.
+pub fn router_with(registry: Registry, iam: Iam, config: EcrConfig) -> Router {
+    Router::new().route("/", any(handle)).with_state(EcrApi {
+        registry,
+        iam,
+        config,
+    })
 }
 
 /// One request's context: who calls which operation, through which address.
@@ -71,9 +126,11 @@ pub(crate) struct Ctx<'a> {
     pub iam: &'a Iam,
     pub caller: Caller,
     pub op: Operation,
-    /// The `Host` the client used (`127.0.0.1:5000`): the registry's real address for
-    /// `proxyEndpoint`, `repositoryUri` and download URLs.
+    /// The registry's address for `proxyEndpoint`, `repositoryUri` and download URLs:
+    /// the configured public host, else the `Host` the client used (`127.0.0.1:5000`).
     pub host: String,
+    /// The scheme of `proxyEndpoint` and download URLs (`http` unless configured).
+    pub scheme: &'static str,
 }
 
 impl Ctx<'_> {
@@ -87,7 +144,7 @@ impl Ctx<'_> {
         self.iam
             .authorize(&self.caller, self.op.into(), resource)
             .await
-            .map_err(|d| EcrError::new("AccessDeniedException", d.to_string()))
+            .map_err(|d| EcrError::new(EcrErrorType::AccessDeniedException, d.to_string()))
     }
 
     /// Authorises this operation's action on a repository.
@@ -115,7 +172,7 @@ impl Ctx<'_> {
     /// `RepositoryNotFoundException` with ECR's message.
     pub fn repository_not_found(&self, repo: &str) -> EcrError {
         EcrError::new(
-            "RepositoryNotFoundException",
+            EcrErrorType::RepositoryNotFoundException,
             format!(
                 "The repository with name '{repo}' does not exist in the registry with id '{}'",
                 self.account()
@@ -151,8 +208,7 @@ async fn handle(State(api): State<EcrApi>, req: Request) -> Response {
 
 async fn serve(api: &EcrApi, req: Request) -> Result<serde_json::Value, EcrError> {
     if req.method() != axum::http::Method::POST {
-        let mut e = EcrError::new(
-            "UnknownOperationException",
+        let mut e = EcrError::new(EcrErrorType::UnknownOperationException,
             format!(
                 "{} / is not an ECR operation: the ECR API takes POST / with an X-Amz-Target header",
                 req.method()
@@ -164,7 +220,7 @@ async fn serve(api: &EcrApi, req: Request) -> Result<serde_json::Value, EcrError
     let target = header_str(&req, "x-amz-target").unwrap_or("");
     let op = operation::from_target(target).ok_or_else(|| {
         EcrError::new(
-            "UnknownOperationException",
+            EcrErrorType::UnknownOperationException,
             if target.is_empty() {
                 "the request has no X-Amz-Target header naming an ECR operation".to_string()
             } else {
@@ -217,7 +273,17 @@ async fn serve(api: &EcrApi, req: Request) -> Result<serde_json::Value, EcrError
         api.iam
             .authenticate_sigv4(&signed, source_ip)
             .await
-            .map_err(|e| EcrError::new(e.aws_type(), e.to_string()))?
+            .map_err(|e| {
+                // berth-iam names the authentication error type; every name it uses is
+                // a variant (checked by the `authentication_types_are_declared` test).
+                let kind = EcrErrorType::from_name(e.aws_type())
+                    .unwrap_or(EcrErrorType::InvalidSignatureException);
+                EcrError::new(kind, e.to_string())
+            })?
+    };
+    let (scheme, host) = match &api.config.public_host {
+        Some(p) => (p.scheme, p.authority.clone()),
+        None => ("http", host),
     };
     let ctx = Ctx {
         registry: &api.registry,
@@ -225,6 +291,7 @@ async fn serve(api: &EcrApi, req: Request) -> Result<serde_json::Value, EcrError
         caller,
         op,
         host,
+        scheme,
     };
     handlers::dispatch(&ctx, &body).await
 }
@@ -234,7 +301,7 @@ async fn read_body(body: Body, limit: usize, op: Operation) -> Result<bytes::Byt
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(EcrError::new(
-            "InvalidParameterException",
+            EcrErrorType::InvalidParameterException,
             format!(
                 "the {} request body exceeds {limit} bytes{}",
                 op.name(),
@@ -246,7 +313,7 @@ async fn read_body(body: Body, limit: usize, op: Operation) -> Result<bytes::Byt
             ),
         )),
         Err(e) => Err(EcrError::new(
-            "SerializationException",
+            EcrErrorType::SerializationException,
             format!("reading the request body failed: {e}"),
         )),
     }

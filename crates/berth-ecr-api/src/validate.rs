@@ -166,7 +166,10 @@ mod tests {
     #[test]
     fn messages_use_ecr_wording() {
         let e = repository_name("Bad", "repositoryName").unwrap_err();
-        assert_eq!(e.kind, "InvalidParameterException");
+        assert_eq!(
+            e.kind,
+            crate::error::EcrErrorType::InvalidParameterException
+        );
         assert_eq!(
             e.message,
             "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy \

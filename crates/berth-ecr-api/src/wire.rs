@@ -2,10 +2,10 @@
 //! the domain types they are built from. Members absent in the model sense are `Option`
 //! and skipped when `None`.
 
-use crate::error::EcrError;
+use crate::error::{EcrError, EcrErrorType};
 use crate::validate;
 use crate::Ctx;
-use berth_registry::berth_meta::{ImageRecord, RepositoryRecord, TagMutability, TagRules};
+use berth_registry::{ImageRecord, RepositoryRecord, TagMutability, TagRules};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -19,7 +19,7 @@ pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, EcrError>
     };
     serde_json::from_slice(body).map_err(|e| {
         EcrError::new(
-            "SerializationException",
+            EcrErrorType::SerializationException,
             format!("the request body is not a valid ECR request: {e}"),
         )
     })
@@ -76,26 +76,26 @@ pub fn resource_tags(tags: Vec<ResourceTag>) -> Result<Vec<(String, String)>, Ec
             let key = t.key.unwrap_or_default();
             let value = t.value.ok_or_else(|| {
                 EcrError::new(
-                    "InvalidTagParameterException",
+                    EcrErrorType::InvalidTagParameterException,
                     format!("tag '{key}' has no Value; every tag needs a Key and a Value"),
                 )
             })?;
             if key.is_empty() || key.chars().count() > 128 {
                 return Err(EcrError::new(
-                    "InvalidTagParameterException",
+                    EcrErrorType::InvalidTagParameterException,
                     format!("tag key '{key}' must be 1 to 128 characters long"),
                 ));
             }
             // AWS reserves the `aws:` prefix for its own tags.
             if key.to_ascii_lowercase().starts_with("aws:") {
                 return Err(EcrError::new(
-                    "InvalidTagParameterException",
+                    EcrErrorType::InvalidTagParameterException,
                     format!("tag key '{key}' uses the reserved prefix 'aws:'"),
                 ));
             }
             if value.chars().count() > 256 {
                 return Err(EcrError::new(
-                    "InvalidTagParameterException",
+                    EcrErrorType::InvalidTagParameterException,
                     format!("the value of tag '{key}' must be at most 256 characters long"),
                 ));
             }

@@ -310,7 +310,8 @@ async fn immutable_tags_and_exclusion_filters() {
         )
         .await
         .err("ImageTagAlreadyExistsException");
-    assert_eq!(m, "The image tag 'v1' already exists in the 'imm' repository and cannot be overwritten because the repository is immutable.");
+    // Issue 17: under IMMUTABLE_WITH_EXCLUSION the refusal says so.
+    assert_eq!(m, "The image tag 'v1' already exists in the 'imm' repository and cannot be overwritten because the repository is immutable (IMMUTABLE_WITH_EXCLUSION) and the tag matches none of its exclusion filters.");
     // dev-* is excluded: it moves.
     env.call(
         "PutImage",
@@ -356,6 +357,14 @@ async fn immutable_tags_and_exclusion_filters() {
     )
     .await
     .err("ImageTagAlreadyExistsException");
+    let m = env
+        .call(
+            "PutImage",
+            json!({"repositoryName": "imm", "imageManifest": m1, "imageTag": "v1"}),
+        )
+        .await
+        .err("ImageTagAlreadyExistsException");
+    assert!(m.contains("MUTABLE_WITH_EXCLUSION"), "{m}");
     env.call(
         "PutImage",
         json!({"repositoryName": "imm", "imageManifest": m1, "imageTag": "dev-1"}),
@@ -411,6 +420,46 @@ async fn put_image_errors() {
     )
     .await
     .err("InvalidParameterException");
+    // ECR_REFERENCE §1.5: no `mediaType` in the manifest and no `imageManifestMediaType`
+    // is ECR's InvalidParameterException, not a guess.
+    let bare = manifest.replace(
+        r#""mediaType":"application/vnd.oci.image.manifest.v1+json","#,
+        "",
+    );
+    assert_ne!(bare, manifest);
+    let m = env
+        .call(
+            "PutImage",
+            json!({"repositoryName": "pi", "imageManifest": bare, "imageTag": "bare"}),
+        )
+        .await
+        .err("InvalidParameterException");
+    assert!(
+        m.starts_with("Invalid parameter at 'imageManifestMediaType'"),
+        "{m}"
+    );
+    // With the media type given, the same manifest is stored and the answer echoes it.
+    let r = env
+        .call("PutImage", json!({"repositoryName": "pi", "imageManifest": bare, "imageTag": "bare",
+                                 "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json"}))
+        .await
+        .ok();
+    assert_eq!(
+        r["image"]["imageManifestMediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    // Without it, the answer's media type comes from the stored manifest, not a re-read.
+    let r = env
+        .call(
+            "PutImage",
+            json!({"repositoryName": "pi", "imageManifest": manifest, "imageTag": "c"}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        r["image"]["imageManifestMediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
 }
 
 // §2.3: ListImages / DescribeImages / BatchGetImage / BatchDeleteImage.

@@ -2,6 +2,7 @@
 //! operations of [`Operation::ALL`], in order, with the support the code declares, and
 //! every test it names as coverage exists.
 
+use berth_ecr_api::error::EcrErrorType;
 use berth_ecr_api::{Operation, Support};
 use std::path::{Path, PathBuf};
 
@@ -84,5 +85,89 @@ fn docs_table_matches_the_dispatch_table() {
                 "docs/ecr-api.md names test `{t}` for {op}, but no test function has that name"
             );
         }
+    }
+}
+
+/// The rows of the `__type` table in `src/error.rs`'s module doc: name, status, origin.
+fn error_table() -> Vec<(String, u16, String)> {
+    let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/error.rs"))
+        .unwrap();
+    src.lines()
+        .filter_map(|l| l.strip_prefix("//! | `"))
+        .filter(|row| !row.starts_with("__type"))
+        .map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            (
+                cells[0].trim_end_matches('`').to_string(),
+                cells[1].parse().expect("status is a number"),
+                cells[2].to_string(),
+            )
+        })
+        .collect()
+}
+
+// Issue 16: one enum per wire, documented tables checked against it.
+#[test]
+fn error_table_matches_the_error_enum() {
+    let table = error_table();
+    let code: Vec<(String, u16, String)> = EcrErrorType::ALL
+        .iter()
+        .map(|t| {
+            let origin = if t.modeled() { "model" } else { "common" };
+            (
+                t.name().to_string(),
+                t.status().as_u16(),
+                origin.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        table, code,
+        "the __type table of src/error.rs differs from EcrErrorType::ALL (name, status, origin)"
+    );
+}
+
+/// The botocore ECR model: the project's reference copy (1.44.8) at
+/// `../shared/reference/botocore-ecr/service-2.json` beside the checkout when it is there,
+/// else the copy inside the AWS CLI that `.ci/install-clients` puts in `.venv-clients`
+/// (gzip-compressed in current botocore).
+fn botocore_model() -> Option<serde_json::Value> {
+    let reference = workspace().join("../shared/reference/botocore-ecr/service-2.json");
+    if let Ok(text) = std::fs::read_to_string(reference) {
+        return serde_json::from_str(&text).ok();
+    }
+    let lib = workspace().join(".venv-clients/lib");
+    for python in std::fs::read_dir(lib).ok()?.flatten() {
+        let gz = python
+            .path()
+            .join("site-packages/botocore/data/ecr/2015-09-21/service-2.json.gz");
+        if let Ok(file) = std::fs::File::open(&gz) {
+            return serde_json::from_reader(flate2::read::GzDecoder::new(file)).ok();
+        }
+    }
+    None
+}
+
+// ECR API reference, "Errors": every type marked "model" is an exception shape of the
+// botocore model, and no type marked "common" shadows one.
+#[test]
+fn modeled_error_types_are_exception_shapes_of_the_model() {
+    let Some(model) = botocore_model() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no botocore model in CI (../shared/reference/botocore-ecr or .venv-clients)"
+        );
+        eprintln!("SKIPPED: no botocore model (../shared/reference/botocore-ecr or .venv-clients)");
+        return;
+    };
+    for t in EcrErrorType::ALL {
+        let shape = &model["shapes"][t.name()];
+        let is_exception = shape["exception"].as_bool() == Some(true);
+        assert_eq!(
+            is_exception,
+            t.modeled(),
+            "{t}: modeled() says {}, the botocore model says {is_exception}",
+            t.modeled()
+        );
     }
 }

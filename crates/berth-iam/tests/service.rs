@@ -55,15 +55,10 @@ fn basic(user: &str, pass: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
 }
 
+/// A user without policies and its access key (`berth_test_support::user`).
 async fn user_with_key(iam: &Iam, account: &str, name: &str) -> (String, String) {
-    iam.create_principal(account, StoredKind::User, name, BTreeMap::new())
-        .await
-        .unwrap();
-    let k = iam
-        .create_access_key(account, StoredKind::User, name)
-        .await
-        .unwrap();
-    (k.access_key_id, k.secret_access_key.to_string())
+    let k = berth_test_support::user(iam, account, name, None).await;
+    (k.id, k.secret)
 }
 
 /// Issue 3, Bootstrap: the admin's key goes to a 0600 file in the AWS shared-credentials

@@ -13,17 +13,20 @@
 #![deny(missing_docs)]
 
 pub mod iam;
+pub mod jobs;
 pub mod repository;
 pub mod sqlite;
 mod sqlite_iam;
+pub mod sqlite_jobs;
 mod sqlite_repository;
 
 use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
 
+pub use berth_core::{TagMutability, TagRules};
 pub use iam::IamStore;
+pub use jobs::JobStore;
 pub use repository::{
-    ImageRecord, RepositoryRecord, RepositorySettings, RepositoryStore, TagMutability, TagRules,
-    TagStatus,
+    ImageRecord, RepositoryRecord, RepositorySettings, RepositoryStore, TagStatus,
 };
 pub use sqlite::SqliteMeta;
 
@@ -66,6 +69,8 @@ pub enum MetaError {
         repository: String,
         /// The tag.
         tag: String,
+        /// The repository's tag mutability mode that made it immutable.
+        mode: berth_core::TagMutability,
     },
     /// A repository holding images cannot be deleted without `force`.
     #[error("repository {0} still contains images")]

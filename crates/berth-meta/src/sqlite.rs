@@ -375,13 +375,14 @@ impl MetaStore for SqliteMeta {
                 if p != d {
                     // Moving a tag: allowed only if the repository's rules say it is
                     // mutable. Checked here, in the transaction that moves it.
-                    if crate::sqlite_repository::tag_rules(&mut tx, id)
-                        .await?
-                        .is_immutable(tag.as_str())
+                    if let Some(mode) = crate::sqlite_repository::tag_rules(&mut tx, id)
+                        .await
+                        .map(|rules| rules.is_immutable(tag.as_str()).then_some(rules.mode))?
                     {
                         return Err(MetaError::TagImmutable {
                             repository: repo.to_string(),
                             tag: tag.to_string(),
+                            mode,
                         });
                     }
                     previous_tag_target = Some(parse_digest(p)?);

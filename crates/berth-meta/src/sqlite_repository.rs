@@ -2,10 +2,10 @@
 
 use crate::repository::{
     Encryption, ImageKey, ImageRecord, Pull, RepositoryRecord, RepositorySettings, RepositoryStore,
-    TagMutability, TagRules, TagStatus,
+    TagStatus,
 };
 use crate::{MetaError, Result, SqliteMeta};
-use berth_core::{Digest, RepositoryName, Tag};
+use berth_core::{Digest, RepositoryName, Tag, TagMutability, TagRules};
 use sqlx::{Sqlite, Transaction};
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -3,9 +3,9 @@
 //! Credentials: HTTP Basic with `AWS:<authorization token password>` (what
 //! `docker login -u AWS` sends after `aws ecr get-login-password` / `berth login`) or
 //! `<access key ID>:<secret access key>`; a presigned blob URL's query
-//! (GetDownloadUrlForLayer); or none (anonymous). Every endpoint maps to the ECR action
-//! that real ECR checks for it, on the repository's ARN, and is authorised before the
-//! service is called, so a caller without rights learns nothing about the repository
+//! (GetDownloadUrlForLayer); or none (anonymous). Every endpoint's ECR action
+//! ([`Endpoint::action`]) is authorised on the repository's ARN before the service is
+//! called, so a caller without rights learns nothing about the repository
 //! (DESIGN.md invariant 6).
 //!
 //! Refusals: bad credentials, or an anonymous caller that policies do not admit → 401
@@ -13,36 +13,11 @@
 //! an authenticated caller without rights → 403 `DENIED` with AWS's message.
 
 use crate::endpoint::Endpoint;
-use crate::error::OciError;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use crate::error::{ErrorCode, OciError};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use berth_iam::{Action, AuthError, Caller, Denied, EcrAction, Iam};
+use berth_iam::{AuthError, Caller, Denied, Iam};
 use std::net::IpAddr;
-
-/// The ECR action that real ECR checks for an endpoint and method (issue 3's table):
-/// manifest GET/HEAD and referrers → `ecr:BatchGetImage`; blob GET →
-/// `ecr:GetDownloadUrlForLayer`; blob HEAD → `ecr:BatchCheckLayerAvailability`; upload
-/// start → `ecr:InitiateLayerUpload`; upload status/PATCH/cancel → `ecr:UploadLayerPart`;
-/// upload PUT → `ecr:CompleteLayerUpload`; manifest PUT → `ecr:PutImage`; deletes →
-/// `ecr:BatchDeleteImage`; tag list → `ecr:ListImages`; catalog →
-/// `ecr:DescribeRepositories`. `None` for `/v2/` itself (authentication only).
-pub fn action(ep: &Endpoint, method: &Method) -> Option<Action> {
-    use EcrAction as A;
-    let m = method.as_str();
-    Some(Action::Ecr(match (ep, m) {
-        (Endpoint::Base, _) => return None,
-        (Endpoint::Catalog, _) => A::DescribeRepositories,
-        (Endpoint::Tags(_), _) => A::ListImages,
-        (Endpoint::Manifest(..), "PUT") => A::PutImage,
-        (Endpoint::Manifest(..) | Endpoint::Blob(..), "DELETE") => A::BatchDeleteImage,
-        (Endpoint::Manifest(..) | Endpoint::Referrers(..), _) => A::BatchGetImage,
-        (Endpoint::Blob(..), "HEAD") => A::BatchCheckLayerAvailability,
-        (Endpoint::Blob(..), _) => A::GetDownloadUrlForLayer,
-        (Endpoint::UploadStart(_), _) => A::InitiateLayerUpload,
-        (Endpoint::Upload(..), "PUT") => A::CompleteLayerUpload,
-        (Endpoint::Upload(..), _) => A::UploadLayerPart,
-    }))
-}
 
 /// The `WWW-Authenticate` challenge: ECR's form, with the realm naming this registry's
 /// address as the client reached it.
@@ -58,9 +33,9 @@ fn challenge(headers: &HeaderMap) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"berth\""))
 }
 
-/// 401 `UNAUTHORIZED` with the challenge (distribution-spec § Error Codes code-12).
+/// 401 `UNAUTHORIZED` with the challenge (distribution-spec § Error Codes code-11).
 pub fn unauthorized(headers: &HeaderMap, message: String) -> Response {
-    let mut resp = OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).into_response();
+    let mut resp = OciError::new(ErrorCode::Unauthorized, message).into_response();
     resp.headers_mut()
         .insert(header::WWW_AUTHENTICATE, challenge(headers));
     resp
@@ -71,7 +46,7 @@ pub fn denied(headers: &HeaderMap, d: Denied) -> Response {
     if d.anonymous {
         unauthorized(headers, format!("authentication required: {}", d.message))
     } else {
-        OciError::new(StatusCode::FORBIDDEN, "DENIED", d.message).into_response()
+        OciError::new(ErrorCode::Denied, d.message).into_response()
     }
 }
 
@@ -105,7 +80,7 @@ pub async fn authenticate(
             ),
         ));
     }
-    if let (Some(Endpoint::Blob(n, d)), Some(q)) = (ep, query) {
+    if let (Some(Endpoint::GetBlob(n, d) | Endpoint::HeadBlob(n, d)), Some(q)) = (ep, query) {
         if q.contains("X-Berth-Signature=") {
             return iam
                 .authenticate_presigned(n.as_str(), &d.to_string(), q, ip)

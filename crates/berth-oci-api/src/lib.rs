@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod body;
 pub mod endpoint;
 pub mod error;
 
@@ -22,11 +23,11 @@ use axum::routing::any;
 use axum::Router;
 use berth_core::{media_type, Digest, Reference, RepositoryName, MAX_MANIFEST_BYTES};
 use berth_iam::{Caller, EcrAction, Iam};
-use berth_registry::berth_store::{BlobContent, ByteStream};
 use berth_registry::Registry;
+use berth_registry::{BlobContent, ByteStream};
 use bytes::Bytes;
 use endpoint::{Endpoint, RouteError};
-use error::{range_header, OciError};
+use error::{range_header, ErrorCode, OciError};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use std::collections::HashMap;
@@ -67,58 +68,80 @@ async fn handle(State(api): State<Api>, req: Request) -> Response {
         .map(|c| c.0.ip());
     let (parts, body) = req.into_parts();
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
-    let parsed = endpoint::parse(uri.path());
-    let (label, result) = match parsed {
-        Ok(ep) => {
-            let label = ep.label();
-            let caller =
-                match auth::authenticate(&api.iam, &headers, Some(&ep), uri.query(), ip).await {
-                    Ok(c) => c,
-                    Err(resp) => return finish(resp, label),
-                };
-            if let Err(resp) = authorize(&api, &caller, &ep, &method, &headers).await {
-                return finish(resp, label);
-            }
-            let mut params: Params = Query::try_from_uri(&uri)
-                .map(|q: Query<Params>| q.0)
-                .unwrap_or_default();
-            // § Mounting a blob: the caller must be able to pull from the source, else
-            // the request is an ordinary upload (202), which reveals nothing about it.
-            if let (Endpoint::UploadStart(_), Some(from)) = (&ep, params.get("from")) {
-                let readable = RepositoryName::parse(from).is_ok_and(|f| {
-                    api.iam.is_allowed(
-                        &caller,
-                        EcrAction::GetDownloadUrlForLayer.into(),
-                        &api.iam.repository_arn(f.as_str()),
-                    )
-                });
-                if !readable {
-                    params.remove("from");
-                    params.remove("mount");
-                }
-            }
-            (
-                label,
-                dispatch(&api, &caller, ep, &method, &params, &headers, body).await,
-            )
+    let ep = match endpoint::parse(&method, uri.path()) {
+        Ok(ep) => ep,
+        Err(e) => {
+            let (label, resp) = route_error(e, &method, uri.path());
+            return finish(body::settle(resp, body).await, label);
         }
-        Err(RouteError::NotFound) => (
-            "unknown",
-            Err(OciError::new(
-                StatusCode::NOT_FOUND,
-                // spec § Error Codes: a JSON error's code "MUST be one of" code-1…code-14;
-                // none names a missing route, UNSUPPORTED ("the operation is
-                // unsupported") is the closest.
-                "UNSUPPORTED",
-                format!("no endpoint at {}", uri.path()),
-            )),
-        ),
-        Err(RouteError::Invalid(e)) => (
-            "invalid",
-            Err(OciError::from(berth_registry::RegistryError::from(e))),
-        ),
     };
-    finish(result.unwrap_or_else(|e| e.into_response()), label)
+    let label = ep.label();
+    let caller = match auth::authenticate(&api.iam, &headers, Some(&ep), uri.query(), ip).await {
+        Ok(c) => c,
+        Err(resp) => return finish(body::settle(resp, body).await, label),
+    };
+    if let Err(resp) = authorize(&api, &caller, &ep, &headers).await {
+        return finish(body::settle(resp, body).await, label);
+    }
+    let mut params: Params = Query::try_from_uri(&uri)
+        .map(|q: Query<Params>| q.0)
+        .unwrap_or_default();
+    // § Mounting a blob: the caller must be able to pull from the source, else
+    // the request is an ordinary upload (202), which reveals nothing about it.
+    if let (Endpoint::StartUpload(_), Some(from)) = (&ep, params.get("from")) {
+        let readable = RepositoryName::parse(from).is_ok_and(|f| {
+            api.iam.is_allowed(
+                &caller,
+                EcrAction::GetDownloadUrlForLayer.into(),
+                &api.iam.repository_arn(f.as_str()),
+            )
+        });
+        if !readable {
+            params.remove("from");
+            params.remove("mount");
+        }
+    }
+    let (body, read) = body::track(body);
+    let resp = dispatch(&api, &caller, ep, &params, &headers, body)
+        .await
+        .unwrap_or_else(|e| e.into_response());
+    finish(body::close_unless_read(resp, &read), label)
+}
+
+/// The answer to a request that is not an endpoint, with its metrics label.
+fn route_error(e: RouteError, method: &Method, path: &str) -> (&'static str, Response) {
+    match e {
+        RouteError::NotFound => (
+            "unknown",
+            // spec § Error Codes: a JSON error's code "MUST be one of" code-1…code-14;
+            // none names a missing route, UNSUPPORTED ("the operation is unsupported") is
+            // the closest.
+            OciError::new(ErrorCode::Unsupported, format!("no endpoint at {path}"))
+                .with_status(StatusCode::NOT_FOUND)
+                .into_response(),
+        ),
+        RouteError::MethodNotAllowed(res) => {
+            let mut resp = OciError::method_not_allowed(method, res.label()).into_response();
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(res.allow()));
+            (res.label(), resp)
+        }
+        RouteError::ManifestUnknown(tag) => (
+            "manifest",
+            OciError::new(
+                ErrorCode::ManifestUnknown,
+                format!(
+                    "manifest unknown: {tag:?} is not a valid tag \
+                     ([a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}) nor a digest"
+                ),
+            )
+            .into_response(),
+        ),
+        RouteError::Invalid(e) => (
+            "invalid",
+            OciError::from(berth_registry::RegistryError::from(e)).into_response(),
+        ),
+    }
 }
 
 fn finish(mut resp: Response, label: &'static str) -> Response {
@@ -130,19 +153,18 @@ fn finish(mut resp: Response, label: &'static str) -> Response {
     resp
 }
 
-/// Authorises the request before anything touches data (DESIGN.md invariant 6).
-/// `/v2/` needs only authentication (an anonymous caller is challenged unless anonymous
-/// access is on, so clients send their credentials); the catalog is filtered per
-/// repository in [`catalog`]; a push into a repository that does not exist yet also needs
-/// `ecr:CreateRepository`.
+/// Authorises the request before anything touches data (DESIGN.md invariant 6), with the
+/// one action [`Endpoint::action`] names. `/v2/` needs only authentication (an anonymous
+/// caller is challenged unless anonymous access is on, so clients send their
+/// credentials); the catalog is filtered per repository in [`catalog`]; a push into a
+/// repository that does not exist yet also needs `ecr:CreateRepository`.
 async fn authorize(
     api: &Api,
     caller: &Caller,
     ep: &Endpoint,
-    method: &Method,
     headers: &HeaderMap,
 ) -> Result<(), Response> {
-    let Some(action) = auth::action(ep, method) else {
+    let Some(action) = ep.action() else {
         if !caller.is_anonymous() {
             api.iam.record_authentication(caller).await;
         }
@@ -175,11 +197,7 @@ async fn authorize(
         .authorize(caller, action, &arn)
         .await
         .map_err(|d| auth::denied(headers, d))?;
-    let pushes = matches!(
-        (ep, method.as_str()),
-        (Endpoint::Manifest(..), "PUT") | (Endpoint::UploadStart(_), "POST")
-    );
-    if pushes && api.reg.config().create_on_push && api.reg.repository(repo).await.is_err() {
+    if ep.pushes() && api.reg.config().create_on_push && api.reg.repository(repo).await.is_err() {
         api.iam
             .authorize(caller, EcrAction::CreateRepository.into(), &arn)
             .await
@@ -190,51 +208,46 @@ async fn authorize(
 
 type Res = Result<Response, OciError>;
 
+/// Answers an endpoint: the same enum [`Endpoint::action`] authorised, one arm each.
 async fn dispatch(
     api: &Api,
     caller: &Caller,
     ep: Endpoint,
-    method: &Method,
     params: &Params,
     headers: &HeaderMap,
     body: Body,
 ) -> Res {
+    use Endpoint as E;
     let reg = &api.reg;
-    let head = method == Method::HEAD;
-    match (ep, method.clone()) {
-        (Endpoint::Base, Method::GET | Method::HEAD) => {
-            Ok(json(StatusCode::OK, serde_json::json!({})))
-        }
-        (Endpoint::Catalog, Method::GET) => catalog(api, caller, params).await,
-        (Endpoint::Tags(n), Method::GET) => tags(reg, &n, params).await,
-        (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => {
-            get_manifest(reg, &n, &r, headers, head).await
-        }
-        (Endpoint::Manifest(n, r), Method::PUT) => put_manifest(reg, &n, &r, headers, body).await,
-        (Endpoint::Manifest(n, r), Method::DELETE) => {
+    match ep {
+        E::Base => Ok(json(StatusCode::OK, serde_json::json!({}))),
+        E::Catalog => catalog(api, caller, params).await,
+        E::ListTags(n) => tags(reg, &n, params).await,
+        E::GetManifest(n, r) => get_manifest(reg, &n, &r, headers, false).await,
+        E::HeadManifest(n, r) => get_manifest(reg, &n, &r, headers, true).await,
+        E::PutManifest(n, r) => put_manifest(reg, &n, &r, headers, body).await,
+        E::DeleteManifest(n, r) => {
             reg.delete_manifest(&n, &r).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        (Endpoint::Blob(n, d), Method::GET | Method::HEAD) => {
-            get_blob(reg, &n, &d, headers, head).await
-        }
-        (Endpoint::Blob(n, d), Method::DELETE) => {
+        E::GetBlob(n, d) => get_blob(reg, &n, &d, headers, false).await,
+        E::HeadBlob(n, d) => get_blob(reg, &n, &d, headers, true).await,
+        E::DeleteBlob(n, d) => {
             reg.delete_blob(&n, &d).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        (Endpoint::UploadStart(n), Method::POST) => start_upload(reg, &n, params, body).await,
-        (Endpoint::Upload(n, id), Method::GET) => {
+        E::StartUpload(n) => start_upload(reg, &n, params, body).await,
+        E::GetUploadStatus(n, id) => {
             let st = reg.upload_status(&n, &id).await?;
             Ok(upload_response(StatusCode::NO_CONTENT, &n, &id, st.size))
         }
-        (Endpoint::Upload(n, id), Method::PATCH) => patch_upload(reg, &n, &id, headers, body).await,
-        (Endpoint::Upload(n, id), Method::PUT) => put_upload(reg, &n, &id, params, body).await,
-        (Endpoint::Upload(n, id), Method::DELETE) => {
+        E::PatchUpload(n, id) => patch_upload(reg, &n, &id, headers, body).await,
+        E::PutUpload(n, id) => put_upload(reg, &n, &id, params, body).await,
+        E::CancelUpload(n, id) => {
             reg.cancel_upload(&n, &id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        (Endpoint::Referrers(n, d), Method::GET) => referrers(reg, &n, &d, params).await,
-        (ep, m) => Err(OciError::method_not_allowed(&m, ep.label())),
+        E::Referrers(n, d) => referrers(reg, &n, &d, params).await,
     }
 }
 
@@ -251,13 +264,13 @@ fn pagination(params: &Params) -> Result<(Option<u32>, Option<&str>), OciError> 
     let n = match params.get("n") {
         None => None,
         Some(v) => Some(v.parse::<u32>().map_err(|_| {
+            // spec § Error Codes allows only code-1…code-14 in a JSON error, so not
+            // distribution's PAGINATION_NUMBER_INVALID; the message says what to fix.
             OciError::new(
-                StatusCode::BAD_REQUEST,
-                // spec § Error Codes allows only code-1…code-14 in a JSON error, so not
-                // distribution's PAGINATION_NUMBER_INVALID; the message says what to fix.
-                "UNSUPPORTED",
+                ErrorCode::Unsupported,
                 format!("n={v:?} is not a non-negative integer"),
             )
+            .with_status(StatusCode::BAD_REQUEST)
         })?),
     };
     Ok((
@@ -377,8 +390,7 @@ async fn get_manifest(
     // (as distribution does). Pulls by digest always answer.
     if matches!(r, Reference::Tag(_)) && !accepts(headers, &mt) {
         return Err(OciError::new(
-            StatusCode::NOT_FOUND,
-            "MANIFEST_UNKNOWN",
+            ErrorCode::ManifestUnknown,
             format!("manifest {r} is a {mt}, which the request's Accept header does not include"),
         ));
     }
@@ -413,11 +425,10 @@ async fn put_manifest(
     {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(OciError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "SIZE_INVALID",
-                "manifest exceeds the 4 MiB limit",
-            ))
+            return Err(
+                OciError::new(ErrorCode::SizeInvalid, "manifest exceeds the 4 MiB limit")
+                    .with_status(StatusCode::PAYLOAD_TOO_LARGE),
+            )
         }
         Err(e) => return Err(berth_registry::RegistryError::Body(e.to_string()).into()),
     };
@@ -569,10 +580,10 @@ async fn get_blob(
         }
         Err(()) => {
             let mut resp = OciError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "BLOB_UNKNOWN",
+                ErrorCode::BlobUnknown,
                 format!("requested range is not satisfiable for a blob of {len} bytes"),
             )
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
             .into_response();
             resp.headers_mut()
                 .insert(header::CONTENT_RANGE, hv(&format!("bytes */{len}")));
@@ -668,8 +679,7 @@ fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     };
     let bad = || {
         OciError::new(
-            StatusCode::BAD_REQUEST,
-            "BLOB_UPLOAD_INVALID",
+            ErrorCode::BlobUploadInvalid,
             "Content-Range must be <start>-<end>",
         )
     };
@@ -717,8 +727,7 @@ async fn put_upload(
 ) -> Res {
     let d = digest_param(params)?.ok_or_else(|| {
         OciError::new(
-            StatusCode::BAD_REQUEST,
-            "DIGEST_INVALID",
+            ErrorCode::DigestInvalid,
             "completing an upload needs ?digest=<digest>",
         )
     })?;

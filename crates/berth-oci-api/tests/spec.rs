@@ -1,8 +1,10 @@
 //! In-process conformance suite for the OCI Distribution Specification v1.1
 //! (<https://github.com/opencontainers/distribution-spec/blob/main/spec.md>).
 //!
-//! Every test drives [`berth_oci_api::router`] with `tower::ServiceExt::oneshot` (no
-//! sockets) over a fresh registry in a temporary directory (FsStore + SqliteMeta), and
+//! Every test drives the whole app of `berth serve` (`berth::serve::app`, which routes
+//! `/v2/` to [`berth_oci_api::router`]) with `tower::ServiceExt::oneshot` (no sockets)
+//! over a fresh registry in a temporary directory (FsStore + SqliteMeta), set up by the
+//! shared fixture `berth_test_support::Env`, and
 //! names in its doc comment the section of `spec.md` it checks ("§ …"). Requests and
 //! expectations are written as data through one helper, [`Reg::check`]:
 //!
@@ -18,16 +20,11 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use axum::Router;
-use berth_core::{Algorithm, Digest};
-use berth_meta::SqliteMeta;
-use berth_registry::berth_store::FsStore;
-use berth_registry::{Registry, RegistryConfig};
+use berth_registry::RegistryConfig;
+use berth_test_support::{sha256, sha512, Env};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::sync::Arc;
-use tower::ServiceExt;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -61,10 +58,10 @@ const SPEC_ERROR_CODES: [&str; 14] = [
 // The harness
 // ---------------------------------------------------------------------------------------
 
-/// A registry over a temporary directory, and its router.
+/// A registry over a temporary directory, and the whole app of `berth serve` over it
+/// (the shared fixture of `berth-test-support`).
 struct Reg {
-    app: Router,
-    dir: tempfile::TempDir,
+    env: Env,
 }
 
 /// A request, built as data: `put(path).header(k, v).body(bytes)`.
@@ -203,30 +200,25 @@ impl Reg {
     }
 
     async fn with_config(cfg: RegistryConfig) -> Reg {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::open(dir.path()).unwrap();
-        let meta = SqliteMeta::open(&dir.path().join("metadata.db"))
-            .await
-            .unwrap();
-        let meta = Arc::new(meta);
-        let registry = Registry::new(Arc::new(store), meta.clone(), cfg);
+        Reg::build(cfg, true).await
+    }
+
+    /// A registry whose identity service admits no anonymous caller (for the order of
+    /// routing and authentication).
+    async fn authenticated() -> Reg {
+        Reg::build(RegistryConfig::default(), false).await
+    }
+
+    async fn build(cfg: RegistryConfig, allow_anonymous: bool) -> Reg {
         // These tests are about the OCI API, not identity: anonymous callers may do
-        // everything (auth is tested with real clients in crates/berth/tests/auth.rs).
-        let iam = berth_iam::Iam::open(
-            meta,
-            berth_iam::secret::Keys::from_master(&[7u8; 32]),
-            berth_iam::IamConfig {
-                allow_anonymous: true,
-                ..Default::default()
-            },
-            berth_iam::audit::AuditSink::log_only(),
-        )
-        .await
-        .unwrap();
-        Reg {
-            app: berth_oci_api::router(registry, iam),
-            dir,
-        }
+        // everything (auth is tested with real clients in crates/berth/tests/auth.rs),
+        // except in the tests of routing before authentication.
+        let env = Env::builder()
+            .registry(cfg)
+            .allow_anonymous(allow_anonymous)
+            .build()
+            .await;
+        Reg { env }
     }
 
     /// Sends `r` and asserts the status (and error code) in `want`, the API version header
@@ -241,17 +233,15 @@ impl Reg {
             b = b.header(k, v);
         }
         let resp = self
-            .app
-            .clone()
-            .oneshot(
+            .env
+            .send(
                 b.body(match r.frames {
                     Some(f) => Body::from_stream(futures::stream::iter(f)),
                     None => Body::from(r.body),
                 })
                 .unwrap(),
             )
-            .await
-            .unwrap();
+            .await;
         let (parts, body) = resp.into_parts();
         let resp = Resp {
             what,
@@ -354,19 +344,9 @@ impl Reg {
             }
         }
         let mut out = Vec::new();
-        walk(&self.dir.path().join("blobs"), &mut out);
+        walk(&self.env.path().join("blobs"), &mut out);
         out
     }
-}
-
-fn sha256(data: &[u8]) -> String {
-    Digest::sha256_of(data).to_string()
-}
-
-fn sha512(data: &[u8]) -> String {
-    let mut h = Algorithm::Sha512.hasher();
-    h.update(data);
-    h.finish().to_string()
 }
 
 /// A manifest document as bytes: pretty JSON plus a newline.
@@ -434,20 +414,53 @@ async fn invalid_name_is_400_name_invalid() {
     }
 }
 
-/// § Error Codes `UNSUPPORTED`: a method an endpoint does not take is 405.
+/// § Error Codes `UNSUPPORTED`: a method an endpoint does not take is 405, with the
+/// methods it does take in `Allow` (RFC 9110 § 15.5.6).
 #[tokio::test]
 async fn method_not_allowed_is_405_unsupported() {
     let r = Reg::new().await;
-    r.check(post("/v2/app/tags/list"), (405, "UNSUPPORTED"))
+    for (q, allow) in [
+        (post("/v2/app/tags/list"), "GET"),
+        (patch("/v2/app/manifests/latest"), "GET, HEAD, PUT, DELETE"),
+        (delete("/v2/_catalog"), "GET"),
+        (
+            put(format!("/v2/app/blobs/{}", sha256(b"x"))),
+            "GET, HEAD, DELETE",
+        ),
+        (get("/v2/app/blobs/uploads/"), "POST"),
+        (
+            post("/v2/app/blobs/uploads/some-id"),
+            "GET, PATCH, PUT, DELETE",
+        ),
+    ] {
+        r.check(q, (405, "UNSUPPORTED")).await.has("allow", allow);
+    }
+}
+
+/// Regression (issue 16): `PATCH` of a blob was authorised as
+/// `ecr:GetDownloadUrlForLayer` and only then answered 405, so a caller was told to log
+/// in, or refused an action the request never needed. The method is part of the parsed
+/// endpoint now: 405 comes before authentication, with or without credentials.
+#[tokio::test]
+async fn blob_patch_is_405_before_any_authorisation() {
+    let r = Reg::authenticated().await;
+    let d = sha256(b"x");
+    for q in [
+        patch(format!("/v2/app/blobs/{d}")).octets(b"abc".to_vec()),
+        patch(format!("/v2/app/blobs/{d}")).header(
+            "authorization",
+            "Basic QUtJQVhYWFhYWFhYWFhYWFhYWFg6bm9wZQ==",
+        ),
+    ] {
+        let resp = r.check(q, (405, "UNSUPPORTED")).await;
+        resp.has("allow", "GET, HEAD, DELETE")
+            .lacks("www-authenticate");
+        let msg = resp.error()["message"].as_str().unwrap().to_string();
+        assert!(!msg.contains("GetDownloadUrlForLayer"), "{msg}");
+    }
+    // The same path with a method it takes still asks for credentials.
+    r.check(get(format!("/v2/app/blobs/{d}")), (401, "UNAUTHORIZED"))
         .await;
-    r.check(patch("/v2/app/manifests/latest"), (405, "UNSUPPORTED"))
-        .await;
-    r.check(delete("/v2/_catalog"), (405, "UNSUPPORTED")).await;
-    r.check(
-        put(format!("/v2/app/blobs/{}", sha256(b"x"))),
-        (405, "UNSUPPORTED"),
-    )
-    .await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1890,18 +1903,26 @@ async fn overlong_name_is_name_invalid() {
     r.blob(&ok, b"fits").await;
 }
 
-/// § Pulling manifests: a tag matches `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`; 129
-/// characters (or a bad first character) is `TAG_INVALID`, 128 works.
+/// § Pulling manifests: a tag matches `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`; a push to 129
+/// characters (or a bad first character) is `TAG_INVALID`, 128 works. Reading or deleting
+/// under such a reference is 404 `MANIFEST_UNKNOWN`: no such manifest can exist (what the
+/// conformance suite expects of `.INVALID_MANIFEST_NAME`, issue 17).
 #[tokio::test]
 async fn overlong_tag_is_tag_invalid() {
     let r = Reg::new().await;
     let body = r.image("app", "x").await;
-    for tag in ["t".repeat(129), "-lead".to_string(), ".dot".to_string()] {
+    for tag in [
+        "t".repeat(129),
+        "-lead".to_string(),
+        ".dot".to_string(),
+        ".INVALID_MANIFEST_NAME".to_string(),
+    ] {
         r.check(
             get(format!("/v2/app/manifests/{tag}")),
-            (400, "TAG_INVALID"),
+            (404, "MANIFEST_UNKNOWN"),
         )
         .await;
+        r.check(head(format!("/v2/app/manifests/{tag}")), 404).await;
         r.check(
             put(format!("/v2/app/manifests/{tag}")).manifest(OCI_MANIFEST, body.clone()),
             (400, "TAG_INVALID"),
@@ -1909,7 +1930,7 @@ async fn overlong_tag_is_tag_invalid() {
         .await;
         r.check(
             delete(format!("/v2/app/manifests/{tag}")),
-            (400, "TAG_INVALID"),
+            (404, "MANIFEST_UNKNOWN"),
         )
         .await;
     }

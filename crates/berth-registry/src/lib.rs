@@ -21,16 +21,28 @@ pub mod cache;
 pub mod pulls;
 mod repositories;
 
-use berth_core::{Digest, ManifestError, NameError, ParsedManifest, Reference, RepositoryName};
-use berth_meta::{IndexChild, ManifestHead, ManifestRow, MetaError, MetaStore, Referrer};
-use berth_store::{BlobContent, BlobStore, ByteStream, StoreError, UploadStatus};
+use berth_core::{
+    Digest, ManifestError, NameError, ParsedManifest, Reference, RepositoryName, Tag,
+};
+use berth_meta::{MetaError, MetaStore};
+use berth_store::{BlobStore, StoreError};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use berth_meta;
-pub use berth_store;
 pub use repositories::MAX_RESOURCE_TAGS;
+
+// The domain types of the service's signatures, exported deliberately so adapters name
+// them through the service and never depend on the stores (checked by
+// `crates/berth/tests/architecture.rs`). Storage backends and their traits are not here:
+// only the binary wires them.
+pub use berth_core::{TagMutability, TagRules};
+pub use berth_meta::repository::{Encryption, ImageKey};
+pub use berth_meta::{
+    ImageRecord, IndexChild, ManifestHead, ManifestRow, Referrer, RepositoryRecord,
+    RepositorySettings, TagStatus,
+};
+pub use berth_store::{BlobContent, ByteStream, UploadStatus};
 
 /// Service-layer settings.
 #[derive(Debug, Clone)]
@@ -116,12 +128,14 @@ pub enum RegistryError {
     #[error("{0}")]
     Conflict(String),
     /// A push would move a tag the repository's tag rules make immutable (ECR's message).
-    #[error("The image tag '{tag}' already exists in the '{repository}' repository and cannot be overwritten because the repository is immutable.")]
+    #[error("The image tag '{tag}' already exists in the '{repository}' repository and cannot be overwritten because {}", immutability_reason(*.mode))]
     TagImmutable {
         /// The repository.
         repository: String,
         /// The tag.
         tag: String,
+        /// The repository's mode that made the tag immutable.
+        mode: TagMutability,
     },
     /// The repository exists already.
     #[error("repository {0} already exists")]
@@ -162,6 +176,20 @@ pub enum RegistryError {
     Internal(String),
 }
 
+/// Why a tag is immutable, ending ECR's refusal message (ECR's own sentence for
+/// `IMMUTABLE`; the exclusion modes say which filters decided).
+fn immutability_reason(mode: TagMutability) -> &'static str {
+    match mode {
+        TagMutability::ImmutableWithExclusion => {
+            "the repository is immutable (IMMUTABLE_WITH_EXCLUSION) and the tag matches none of its exclusion filters."
+        }
+        TagMutability::MutableWithExclusion => {
+            "the tag matches an exclusion filter of the repository (MUTABLE_WITH_EXCLUSION), which makes it immutable."
+        }
+        TagMutability::Immutable | TagMutability::Mutable => "the repository is immutable.",
+    }
+}
+
 /// A result of a service operation.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
@@ -188,9 +216,15 @@ impl From<MetaError> for RegistryError {
                 missing,
             },
             e @ MetaError::Referenced { .. } => RegistryError::Conflict(e.to_string()),
-            MetaError::TagImmutable { repository, tag } => {
-                RegistryError::TagImmutable { repository, tag }
-            }
+            MetaError::TagImmutable {
+                repository,
+                tag,
+                mode,
+            } => RegistryError::TagImmutable {
+                repository,
+                tag,
+                mode,
+            },
             MetaError::RepositoryNotEmpty(n) => RegistryError::RepositoryNotEmpty(n),
             e @ MetaError::TooManyTags { .. } => RegistryError::TooManyTags(e.to_string()),
             e @ MetaError::SizeMismatch { .. } => RegistryError::ManifestInvalid(e.to_string()),
@@ -224,13 +258,68 @@ impl From<ManifestError> for RegistryError {
     }
 }
 
-/// The result of storing a manifest.
+/// The result of storing a manifest: what it is and what changed, computed inside the
+/// storing transaction (so events and answers need no second read).
 #[derive(Debug, Clone)]
 pub struct PutManifest {
     /// The digest of the bytes stored.
     pub digest: Digest,
+    /// The manifest's media type.
+    pub media_type: String,
     /// The manifest's `subject`, if any (returned as `OCI-Subject`).
     pub subject: Option<Digest>,
+    /// What the push changed.
+    pub change: ManifestChange,
+}
+
+/// What storing a manifest changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestChange {
+    /// The repository was created by this push.
+    pub repository_created: bool,
+    /// The manifest was not stored before (an image was created).
+    pub image_created: bool,
+    /// The tag given, if any, and what happened to it.
+    pub tag: Option<TagChange>,
+}
+
+/// What happened to the tag of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagChange {
+    /// The tag did not exist and now points at the manifest.
+    Created(Tag),
+    /// The tag pointed at `previous` and now points at the manifest.
+    Moved {
+        /// The tag.
+        tag: Tag,
+        /// The manifest it pointed at before.
+        previous: Digest,
+    },
+    /// The tag already pointed at the manifest.
+    Unchanged(Tag),
+}
+
+impl ManifestChange {
+    fn new(out: &berth_meta::PutOutcome, tag: Option<&Tag>) -> ManifestChange {
+        ManifestChange {
+            repository_created: out.created_repository,
+            image_created: !out.manifest_existed,
+            tag: tag.map(|t| match (&out.previous_tag_target, out.tag_unchanged) {
+                (_, true) => TagChange::Unchanged(t.clone()),
+                (Some(previous), false) => TagChange::Moved {
+                    tag: t.clone(),
+                    previous: previous.clone(),
+                },
+                (None, false) => TagChange::Created(t.clone()),
+            }),
+        }
+    }
+
+    /// Whether the push changed nothing (the manifest existed and the tag, if any, was
+    /// already on it).
+    pub fn is_noop(&self) -> bool {
+        !self.image_created && matches!(self.tag, None | Some(TagChange::Unchanged(_)))
+    }
 }
 
 /// The registry service. Cheap to clone (all state behind `Arc`).
@@ -468,9 +557,11 @@ impl Registry {
             .await;
         // Invalidate even on failure: the transaction may have committed before an error.
         self.invalidate_cache();
-        stored.map_err(Self::push_error)?;
+        let out = stored.map_err(Self::push_error)?;
         Ok(PutManifest {
             digest,
+            change: ManifestChange::new(&out, tag),
+            media_type: parsed.media_type,
             subject: parsed.subject.map(|s| s.digest),
         })
     }

@@ -3,10 +3,11 @@
 //! image details, `PutImage`, the layer-upload checks). Same rules as the rest of the
 //! service layer; none of it knows about the ECR wire format.
 
-use crate::{PutManifest, Registry, RegistryError, Result};
+use crate::{ManifestChange, PutManifest, Registry, RegistryError, Result};
+use berth_core::TagRules;
 use berth_core::{Digest, ParsedManifest, Reference, RepositoryName, Tag};
 use berth_meta::repository::ImageKey;
-use berth_meta::{ImageRecord, RepositoryRecord, RepositorySettings, TagRules, TagStatus};
+use berth_meta::{ImageRecord, RepositoryRecord, RepositorySettings, TagStatus};
 use bytes::Bytes;
 
 /// Resource tags a repository may carry (ECR's quota).
@@ -197,8 +198,8 @@ impl Registry {
             .put_manifest(repo, &digest, &parsed, &body, tag, false)
             .await;
         self.invalidate_cache();
-        let out = stored?;
-        if out.manifest_existed && (tag.is_none() || out.tag_unchanged) {
+        let change = ManifestChange::new(&stored?, tag);
+        if change.is_noop() {
             return Err(RegistryError::ImageAlreadyExists {
                 digest,
                 tag: tag.map(|t| t.to_string()),
@@ -206,6 +207,8 @@ impl Registry {
         }
         Ok(PutManifest {
             digest,
+            change,
+            media_type: parsed.media_type,
             subject: parsed.subject.map(|s| s.digest),
         })
     }

@@ -3,21 +3,16 @@
 //! deletion and listings.
 
 use berth_core::{Digest, Reference, RepositoryName, Tag};
-use berth_meta::{RepositorySettings, SqliteMeta, TagMutability, TagRules, TagStatus};
-use berth_registry::{Registry, RegistryConfig, RegistryError};
-use berth_store::FsStore;
+use berth_meta::{RepositorySettings, TagMutability, TagRules, TagStatus};
+use berth_registry::{Registry, RegistryError};
+use berth_test_support::{image_manifest, Env};
 use bytes::Bytes;
 use futures::StreamExt;
-use std::sync::Arc;
 
-async fn registry() -> (Registry, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FsStore::open(dir.path()).unwrap();
-    let meta = SqliteMeta::open(&dir.path().join("metadata.db"))
-        .await
-        .unwrap();
-    let reg = Registry::new(Arc::new(store), Arc::new(meta), RegistryConfig::default());
-    (reg, dir)
+/// A registry over a fresh data directory (the shared fixture); keep the `Env` alive.
+async fn registry() -> (Registry, Env) {
+    let env = Env::new().await;
+    (env.registry.clone(), env)
 }
 
 fn name(s: &str) -> RepositoryName {
@@ -39,9 +34,7 @@ async fn blob(reg: &Registry, repo: &RepositoryName, data: &[u8]) -> (Digest, us
 async fn image(reg: &Registry, repo: &RepositoryName, nonce: &str) -> (Bytes, u64) {
     let (c, cs) = blob(reg, repo, format!("{{\"config\":\"{nonce}\"}}").as_bytes()).await;
     let (l, ls) = blob(reg, repo, format!("layer of {nonce}").as_bytes()).await;
-    let m = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{l}","size":{ls}}}]}}"#
-    );
+    let m = image_manifest(&c.to_string(), cs, &l.to_string(), ls);
     (Bytes::from(m), (cs + ls) as u64)
 }
 
@@ -250,4 +243,44 @@ async fn repositories_with_images_need_force_to_delete() {
             ),
         Err(RegistryError::RepositoryAlreadyExists(_))
     ));
+}
+
+// Issue 16: `put_manifest` reports what changed, computed in the storing transaction
+// (the events issue needs it; PutImage answers from it).
+#[tokio::test]
+async fn put_manifest_reports_what_changed() {
+    use berth_registry::TagChange;
+    let (reg, _dir) = registry().await;
+    let repo = name("team/changes");
+    let (a, _) = image(&reg, &repo, "a").await;
+    let (b, _) = image(&reg, &repo, "b").await;
+    let first = reg
+        .put_manifest(&repo, &tag("v1"), OCI, a.clone())
+        .await
+        .unwrap();
+    assert!(first.change.image_created);
+    assert_eq!(first.media_type, OCI);
+    assert_eq!(
+        first.change.tag,
+        Some(TagChange::Created(Tag::parse("v1").unwrap()))
+    );
+    let again = reg
+        .put_manifest(&repo, &tag("v1"), OCI, a.clone())
+        .await
+        .unwrap();
+    assert!(again.change.is_noop(), "{:?}", again.change);
+    let moved = reg.put_manifest(&repo, &tag("v1"), OCI, b).await.unwrap();
+    assert!(moved.change.image_created);
+    assert_eq!(
+        moved.change.tag,
+        Some(TagChange::Moved {
+            tag: Tag::parse("v1").unwrap(),
+            previous: first.digest.clone()
+        })
+    );
+    let by_digest = reg
+        .put_manifest(&repo, &Reference::Digest(first.digest.clone()), OCI, a)
+        .await
+        .unwrap();
+    assert!(!by_digest.change.image_created && by_digest.change.tag.is_none());
 }

@@ -3,10 +3,10 @@
 //! works whether or not the server runs (a running server picks changes up within a
 //! second). Secrets are printed once, when created, and never stored in clear.
 
-use crate::config::ServeArgs;
+use crate::config::Settings;
 use anyhow::Context;
 use berth_iam::service::StoredKind;
-use berth_iam::Iam;
+use berth_iam::{Action, Iam};
 use berth_meta::iam::AuditQuery;
 use berth_meta::SqliteMeta;
 use clap::{Args, Subcommand, ValueEnum};
@@ -255,11 +255,13 @@ pub enum PolicyCmd {
     },
     /// Evaluate a request as the server would, without making it.
     Simulate {
-        /// Principal ARN (user, `arn:aws:sts::<acct>:assumed-role/<role>/<session>`), a
-        /// service name, or `anonymous`.
+        /// Principal: a user ARN (`arn:aws:iam::<acct>:user/<name>`), a role ARN
+        /// (`arn:aws:iam::<acct>:role/<name>`, simulated as a session of the role), a
+        /// session ARN (`arn:aws:sts::<acct>:assumed-role/<role>/<session>`), a service
+        /// principal's name, or `anonymous`.
         #[arg(long)]
         principal: String,
-        /// Action, e.g. ecr:BatchGetImage.
+        /// Action, e.g. ecr:BatchGetImage (a name ECR does not have gets a warning).
         #[arg(long)]
         action: String,
         /// Resource ARN, or a repository name (made into this registry's ARN).
@@ -343,6 +345,18 @@ fn tags(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         .collect()
 }
 
+/// An audit record's time, UTC with milliseconds, always 24 characters wide
+/// (`2026-12-02T19:04:05.067Z`), so `berth admin audit`'s columns line up.
+fn audit_time(at_ms: i64) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(at_ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_else(|| format!("{at_ms:>24}"))
+}
+
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -381,15 +395,31 @@ fn print_creds(
     }
 }
 
+/// The session ARN simulated for a role ARN (`arn:aws:iam::<account>:role/[path/]<name>`):
+/// a role makes no request itself, its sessions do
+/// (`arn:aws:sts::<account>:assumed-role/<name>/<session>`).
+fn role_session(arn: &str) -> Option<String> {
+    let rest = arn.strip_prefix("arn:aws:iam::")?;
+    let (account, rest) = rest.split_once(':')?;
+    let name = rest.strip_prefix("role/")?.rsplit('/').next()?;
+    (!name.is_empty())
+        .then(|| format!("arn:aws:sts::{account}:assumed-role/{name}/berth-simulation"))
+}
+
 /// Runs one admin command.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let settings = ServeArgs {
-        data_dir: args.data_dir.clone(),
-        config: args.config.clone(),
-        region: args.region.clone(),
-        ..Default::default()
+    // The server's settings as `berth serve` would read them, with these flags.
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(d) = &args.data_dir {
+        argv.extend(["--data-dir".into(), d.into()]);
     }
-    .resolve()?;
+    if let Some(c) = &args.config {
+        argv.extend(["--config".into(), c.into()]);
+    }
+    if let Some(r) = &args.region {
+        argv.extend(["--region".into(), r.into()]);
+    }
+    let settings = Settings::from_matches(&Settings::command().try_get_matches_from(argv)?)?;
     let db = settings.data_dir.join("metadata.db");
     anyhow::ensure!(
         db.exists(),
@@ -564,8 +594,34 @@ async fn command(iam: &Iam, meta: &SqliteMeta, cmd: AdminCommand) -> anyhow::Res
                 } else {
                     iam.repository_arn(&resource)
                 };
-                let (allowed, reason, message) =
-                    iam.simulate(&principal, &action, &resource, source_ip)?;
+                if Action::parse(&action).is_none() {
+                    eprintln!(
+                        "warning: {action:?} is not an action ECR has (they are named like \
+                         ecr:BatchGetImage, ecr:PutImage; see docs/ecr-api.md): only a \
+                         policy's wildcards can match it"
+                    );
+                }
+                let principal = match role_session(&principal) {
+                    Some(session) => {
+                        eprintln!(
+                            "note: a role acts through its sessions: simulating {session} \
+                             (from `berth admin role assume`)"
+                        );
+                        session
+                    }
+                    None => principal,
+                };
+                let (allowed, reason, message) = iam
+                    .simulate(&principal, &action, &resource, source_ip)
+                    .with_context(|| {
+                        format!(
+                            "--principal {principal}: accepted forms are \
+                             arn:aws:iam::<account>:user/<name>, \
+                             arn:aws:iam::<account>:role/<name>, \
+                             arn:aws:sts::<account>:assumed-role/<role>/<session>, a service \
+                             principal's name (e.g. ecs-tasks.amazonaws.com), or anonymous"
+                        )
+                    })?;
                 if allowed {
                     println!("allow\t{reason}");
                 } else {
@@ -642,10 +698,7 @@ async fn command(iam: &Iam, meta: &SqliteMeta, cmd: AdminCommand) -> anyhow::Res
                 })
                 .await?;
             for r in rows {
-                let at =
-                    time::OffsetDateTime::from_unix_timestamp_nanos(r.at_ms as i128 * 1_000_000)
-                        .map(rfc3339)
-                        .unwrap_or_default();
+                let at = audit_time(r.at_ms);
                 if a.json {
                     println!(
                         "{}",

@@ -17,15 +17,15 @@ fn keys(s: &Settings, create: bool) -> anyhow::Result<Keys> {
     if let Ok(v) = std::env::var("BERTH_MASTER_KEY") {
         return Ok(Keys::from_base64(&v)?);
     }
-    if !create && !s.master_key_file.exists() {
+    if !create && !s.master_key_file().exists() {
         anyhow::bail!(
             "master key file {} does not exist: has `berth serve` run on this data directory?",
-            s.master_key_file.display()
+            s.master_key_file().display()
         );
     }
-    let (k, created) = Keys::load_or_create(&s.master_key_file)?;
+    let (k, created) = Keys::load_or_create(&s.master_key_file())?;
     if created {
-        tracing::info!(path = %s.master_key_file.display(), "created the master key (keep it with the data directory, and back it up)");
+        tracing::info!(path = %s.master_key_file().display(), "created the master key (keep it with the data directory, and back it up)");
     }
     Ok(k)
 }
@@ -44,9 +44,9 @@ pub async fn open(s: &Settings, meta: Arc<SqliteMeta>, serving: bool) -> anyhow:
         keys,
         IamConfig {
             region: s.region.clone(),
-            account_id: s.account_id.clone(),
+            account_id: s.account_id(),
             allow_anonymous: s.allow_anonymous,
-            token_lifetime: s.token_lifetime,
+            token_lifetime: s.token_lifetime(),
             // `berth admin` follows the data directory's region; the server must match it.
             adopt_stored_region: !serving,
             ..IamConfig::default()

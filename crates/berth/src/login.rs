@@ -27,6 +27,15 @@ pub struct LoginArgs {
     pub region: Option<String>,
 }
 
+/// Where credentials come from, for the error that finds none (issue 17).
+const WHERE_CREDENTIALS: &str = "berth login signs with AWS-style credentials, found where the \
+AWS CLI finds them: the environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus \
+AWS_SESSION_TOKEN for temporary credentials), else the shared credentials file \
+AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials), profile --profile / AWS_PROFILE \
+(default `default`). The registry's administrator key is written at first start to \
+<data-dir>/admin-credentials: `AWS_SHARED_CREDENTIALS_FILE=<data-dir>/admin-credentials berth \
+login`; other keys come from `berth admin key create`";
+
 struct Creds {
     id: String,
     secret: Zeroizing<String>,
@@ -47,12 +56,20 @@ fn credentials(profile: &str) -> anyhow::Result<Creds> {
     let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")))
-        .context("no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE")?;
+        .with_context(|| format!("no credentials: {WHERE_CREDENTIALS}"))?;
+    anyhow::ensure!(
+        path.exists(),
+        "no credentials: AWS_ACCESS_KEY_ID is not set and {} does not exist. {WHERE_CREDENTIALS}",
+        path.display()
+    );
     let ini = ini::Ini::load_from_file(&path)
         .with_context(|| format!("reading credentials file {}", path.display()))?;
-    let sec = ini
-        .section(Some(profile))
-        .with_context(|| format!("profile [{profile}] is not in {}", path.display()))?;
+    let sec = ini.section(Some(profile)).with_context(|| {
+        format!(
+            "profile [{profile}] is not in {}. {WHERE_CREDENTIALS}",
+            path.display()
+        )
+    })?;
     let get = |k: &str| {
         sec.get(k)
             .map(str::to_string)

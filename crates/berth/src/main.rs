@@ -1,15 +1,11 @@
 //! `berth`: the registry binary. `berth serve` runs the registry; see `berth --help`.
 
-mod admin;
-mod config;
-mod identity;
-mod login;
-mod serve;
+use berth::{admin, config, login, serve};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 
 /// Berth: a self-hosted OCI container registry with Amazon ECR's features.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "berth", version)]
 struct Cli {
     #[command(subcommand)]
@@ -19,7 +15,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the registry (OCI Distribution API on /v2/, health and metrics endpoints).
-    Serve(config::ServeArgs),
+    Serve(config::Settings),
     /// Manage accounts, users, roles, service principals, access keys, policies; read
     /// the audit trail. Works on the data directory, with or without a running server.
     Admin(admin::AdminArgs),
@@ -29,8 +25,9 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli, &matches) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One readable line (with its causes), never a backtrace.
@@ -40,10 +37,14 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => {
-            let settings = args.resolve()?;
+        Command::Serve(_) => {
+            // Where each value came from decides whether the TOML file may override it.
+            let serve = matches
+                .subcommand_matches("serve")
+                .expect("the serve subcommand was parsed");
+            let settings = config::Settings::from_matches(serve)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

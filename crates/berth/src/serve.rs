@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use berth_ecr_api::EcrConfig;
 use berth_iam::Iam;
 use berth_meta::SqliteMeta;
 use berth_oci_api::RouteLabel;
@@ -104,8 +105,19 @@ async fn metrics_endpoint(State(ops): State<Ops>) -> String {
     ops.metrics.render()
 }
 
-/// The whole HTTP app: `/v2/` plus operations endpoints, with metrics and tracing layers.
-fn app(registry: Registry, iam: Iam, metrics: PrometheusHandle) -> Router {
+/// The whole HTTP app that `berth serve` serves: the OCI Distribution API on `/v2/`
+/// (`berth_oci_api::router`), the ECR API on `POST /` with `X-Amz-Target`
+/// (`berth_ecr_api::router`), and the operations endpoints `/healthz`, `/readyz` and
+/// `/metrics` (rendered from `metrics`), with the request-metrics, tracing and
+/// catch-panic layers. It holds no socket: tests drive it in process with
+/// `tower::ServiceExt::oneshot` (see `berth-test-support`), so they exercise exactly the
+/// router the server serves.
+pub fn app(registry: Registry, iam: Iam, metrics: PrometheusHandle) -> Router {
+    app_with(registry, iam, metrics, EcrConfig::default())
+}
+
+/// [`app`] with the ECR adapter's settings (`public_host`): what `berth serve` runs.
+pub fn app_with(registry: Registry, iam: Iam, metrics: PrometheusHandle, ecr: EcrConfig) -> Router {
     let ops = Ops {
         registry: registry.clone(),
         metrics,
@@ -116,7 +128,7 @@ fn app(registry: Registry, iam: Iam, metrics: PrometheusHandle) -> Router {
         .route("/metrics", get(metrics_endpoint))
         .with_state(ops);
     berth_oci_api::router(registry.clone(), iam.clone())
-        .merge(berth_ecr_api::router(registry, iam))
+        .merge(berth_ecr_api::router_with(registry, iam, ecr))
         .merge(ops_routes)
         .layer(axum::middleware::from_fn(track))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -178,23 +190,34 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         meta.clone(),
         RegistryConfig {
             create_on_push: s.create_on_push,
-            upload_expiry: s.upload_expiry,
+            upload_expiry: s.upload_expiry(),
             // The embedded SQLite database has one writer: this process.
             manifest_cache: true,
         },
     );
 
+    // Background tasks stop when `stop` is sent, between two rounds, and are awaited at
+    // shutdown (issue 16: drained, not aborted).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        // An error means the sender is gone: stop as well.
+        let _ = rx.changed().await;
+    };
     // Janitor: cancel idle upload sessions and remove their data; prune the audit trail.
     let janitor = {
         let registry = registry.clone();
         let iam = iam.clone();
-        let retention = s.audit_retention;
+        let retention = s.audit_retention();
         let mut rounds: u64 = 0;
-        let every = (s.upload_expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let every = (s.upload_expiry() / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut stop = Box::pin(stopped(stop_rx.clone()));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = &mut stop => break,
+                }
                 match registry.expire_uploads().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(expired = n, "removed idle upload sessions"),
@@ -219,7 +242,7 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     tracing::info!(
         listen = %listener.local_addr()?,
         data_dir = %data_dir.display(),
-        upload_expiry_secs = s.upload_expiry.as_secs(),
+        upload_expiry_secs = s.upload_expiry_secs,
         create_on_push = s.create_on_push,
         account = %iam.account(),
         region = iam.region(),
@@ -236,9 +259,12 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         );
     }
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
-    let reloader = iam.spawn_reloader();
+    let reloader = iam.spawn_reloader_until(stopped(stop_rx));
     let flusher = registry.clone();
-    let service = app(registry, iam.clone(), metrics)
+    let ecr = EcrConfig {
+        public_host: s.public_host(),
+    };
+    let service = app_with(registry, iam.clone(), metrics, ecr)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown_signal().await;
@@ -260,12 +286,19 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         r = server.into_future() => { r.context("serving HTTP")?; None }
         why = deadline => Some(why),
     };
-    janitor.abort();
+    // Requests are done (or abandoned): let the background tasks finish their round and
+    // stop, then write what they and the requests left in memory.
+    let _ = stop_tx.send(());
+    for (name, task) in [("janitor", janitor), ("identity reloader", reloader)] {
+        if let Err(e) = task.await {
+            tracing::warn!(error = %e, "the {name} ended abnormally");
+        }
+    }
     // Pull times recorded since the janitor's last flush.
     if let Err(e) = flusher.flush_pulls().await {
         tracing::warn!(error = %e, "recording pull times at shutdown failed");
     }
-    reloader.abort();
+    // Every audit record of a served request is in the database before we exit.
     iam.audit().flush().await;
     meta.close().await;
     drop(lock);

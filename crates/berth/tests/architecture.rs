@@ -10,27 +10,46 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("berth-store", &["berth-core"]),
     ("berth-meta", &["berth-core"]),
     ("berth-iam", &["berth-core", "berth-meta"]),
+    // Background work (issue 8): the queue lives in the metadata store.
+    ("berth-jobs", &["berth-core", "berth-meta"]),
+    // Events and event patterns: pure, no storage.
+    ("berth-events", &["berth-core"]),
     (
         "berth-registry",
         &["berth-core", "berth-store", "berth-meta"],
     ),
+    // The adapters depend on services, never on the stores (issue 16), nor on each
+    // other (DESIGN.md).
     (
         "berth-oci-api",
-        &["berth-core", "berth-store", "berth-registry", "berth-iam"],
+        &["berth-core", "berth-registry", "berth-iam"],
     ),
-    // The ECR adapter: never the OCI adapter (DESIGN.md: adapters do not depend on
-    // each other).
     (
         "berth-ecr-api",
+        &["berth-core", "berth-registry", "berth-iam"],
+    ),
+    // Test fixtures may use everything, the binary's `serve::app` included.
+    (
+        "berth-test-support",
         &[
+            "berth",
             "berth-core",
             "berth-store",
             "berth-meta",
             "berth-registry",
             "berth-iam",
+            "berth-oci-api",
+            "berth-ecr-api",
         ],
     ),
 ];
+
+/// The adapters' source directories: they must not name the stores' crates at all (not
+/// even through a re-export), so storage record types cannot leak into the wire code.
+const ADAPTERS: &[&str] = &["berth-oci-api", "berth-ecr-api"];
+
+/// The crate of shared test fixtures: a dev-dependency only.
+const TEST_SUPPORT: &str = "berth-test-support";
 
 /// Crates that only the HTTP adapters and the binary may use.
 const HTTP_CRATES: &[&str] = &["axum", "hyper", "http", "tower-http"];
@@ -58,6 +77,22 @@ fn crate_dependencies_point_downward() {
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for p in meta["packages"].as_array().unwrap() {
         let name = p["name"].as_str().unwrap().to_string();
+        // Shipped code never links the test fixtures: only `[dev-dependencies]` name them.
+        for d in p["dependencies"].as_array().unwrap() {
+            if d["name"] == TEST_SUPPORT {
+                assert_eq!(
+                    d["kind"], "dev",
+                    "{name} may depend on {TEST_SUPPORT} only as a dev-dependency"
+                );
+            }
+        }
+        if name == TEST_SUPPORT {
+            assert_eq!(
+                p["publish"],
+                serde_json::json!([]),
+                "{TEST_SUPPORT} must have `publish = false`"
+            );
+        }
         let normal = p["dependencies"]
             .as_array()
             .unwrap()
@@ -77,12 +112,46 @@ fn crate_dependencies_point_downward() {
                 "{krate} must not depend on {d} (see ARCHITECTURE.md)"
             );
         }
-        if !["berth-oci-api", "berth-ecr-api"].contains(krate) {
+        if !["berth-oci-api", "berth-ecr-api", TEST_SUPPORT].contains(krate) {
             for h in HTTP_CRATES {
                 assert!(
                     !have.contains(*h),
                     "{krate} must know nothing about HTTP, but depends on {h}"
                 );
+            }
+        }
+    }
+}
+
+// Issue 16: "adapters depend on services, not on stores". A dependency check cannot see
+// a re-export, so the adapters' sources are read too.
+#[test]
+fn adapters_name_no_store_crate() {
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for adapter in ADAPTERS {
+        let mut dirs = vec![crates.join(adapter).join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    for store in ["berth_store", "berth_meta"] {
+                        assert!(
+                            !line.contains(store),
+                            "{}:{}: an adapter names `{store}`; use the types berth-registry \
+                             exports",
+                            path.display(),
+                            i + 1
+                        );
+                    }
+                }
             }
         }
     }

@@ -2361,3 +2361,57 @@ fn admin_policy_changes_succeed_while_the_server_is_busy() {
         failures[0]
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Connections after early answers (issue 17).
+// ---------------------------------------------------------------------------------
+
+/// Regression (issue 17): Go clients (docker, containerd, the conformance suite) send a
+/// PATCH or PUT with a body first without credentials and retry with credentials on the
+/// same kept-alive connection. Berth answered 401 before reading the body and closed the
+/// connection without `Connection: close`, so the retry died with EOF / broken pipe and
+/// pushes failed at random. A real Go `net/http` client
+/// (`tests/fixtures/keepalive/main.go`), four workers at once, does unauthenticated then
+/// authenticated PATCH and PUT with bodies (64 KiB, and every tenth round 3 MiB, more than
+/// the server drains), plus PATCHes answered 404: no request may fail.
+#[test]
+fn go_client_keeps_connections_after_early_answers() {
+    let test = "go_client_keeps_connections_after_early_answers";
+    if !ready(test, &["go"]) {
+        return;
+    }
+    let b = Secured::start(ACCOUNT, &[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = dir.path().join("keepalive");
+    run(
+        Command::new("go")
+            .arg("build")
+            .arg("-o")
+            .arg(&bin)
+            .arg(fixture("keepalive/main.go"))
+            .env("GOCACHE", dir.path().join("gocache"))
+            .env("GOPATH", dir.path().join("gopath"))
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOPROXY", "off")
+            .env("GO111MODULE", "off"),
+        LONG,
+    );
+    let login = b.admin.login();
+    let o = run_unchecked(
+        Command::new(&bin).args([
+            &b.url(),
+            "team/keepalive",
+            &login.user,
+            &login.password,
+            "4",
+            "50",
+        ]),
+        LONG,
+    );
+    assert!(
+        o.success(),
+        "requests failed over kept-alive connections:\n{}\nserver log:\n{}",
+        o.describe(),
+        b.reg.log_tail()
+    );
+}

@@ -19,11 +19,11 @@
 //! Heavy tests (the ones moving hundreds of megabytes) take [`heavy`], so they run one
 //! at a time even when the harness runs tests in parallel.
 
+use berth_test_support::{free_port, in_ci, loud, sha256 as sha256_digest};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,26 +49,8 @@ fn heavy() -> MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Writes straight to the process's stderr: the test harness captures `eprintln!` of
-/// passing tests, not writes to the handle, so measurements and skips stay visible.
-fn loud(msg: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{msg}");
-    let _ = err.flush();
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
-        .unwrap_or(false)
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(data)))
 }
 
 fn finish(h: Sha256) -> String {
@@ -206,13 +188,6 @@ struct Server {
     runs: u32,
     // Declared last: dropped after `child` is killed (see `Drop`).
     root: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding a free loopback port")
-        .port()
 }
 
 impl Server {

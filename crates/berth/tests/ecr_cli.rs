@@ -723,3 +723,110 @@ fn aws_repository_policy_from_the_issue_governs_real_pulls() {
     }
     run(d.cmd().args(["logout", &reg.host]), SHORT);
 }
+
+/// ECR_REFERENCE §1.5 (PutImage): a manifest without `mediaType`, pushed without
+/// `--image-manifest-media-type`, is refused with ECR's `InvalidParameterException`
+/// naming `imageManifestMediaType`; given the media type, the same manifest is stored.
+#[test]
+fn aws_put_image_without_any_media_type_is_refused() {
+    const T: &str = "aws_put_image_without_any_media_type_is_refused";
+    if !require(T, &["aws"]) {
+        return;
+    }
+    let reg = Registry::start_secured(&[]);
+    let aws = Aws::admin(&reg);
+    let tmp = tempfile::tempdir().unwrap();
+    aws.ok(&["create-repository", "--repository-name", "team/bare"]);
+    let (config, layer) = (br#"{"os":"linux"}"#.as_slice(), b"bare layer".as_slice());
+    upload_layer(&aws, tmp.path(), "team/bare", config, 1 << 20);
+    upload_layer(&aws, tmp.path(), "team/bare", layer, 1 << 20);
+    let mut m: Value = serde_json::from_str(&manifest(config, layer)).unwrap();
+    m.as_object_mut().unwrap().remove("mediaType");
+    let bare = m.to_string();
+    let e = aws.fails(
+        &[
+            "put-image",
+            "--repository-name",
+            "team/bare",
+            "--image-tag",
+            "v1",
+            "--image-manifest",
+            &bare,
+        ],
+        "InvalidParameterException",
+    );
+    assert!(
+        e.contains("Invalid parameter at 'imageManifestMediaType'"),
+        "{e}"
+    );
+    let r = aws.ok(&[
+        "put-image",
+        "--repository-name",
+        "team/bare",
+        "--image-tag",
+        "v1",
+        "--image-manifest",
+        &bare,
+        "--image-manifest-media-type",
+        "application/vnd.oci.image.manifest.v1+json",
+    ]);
+    assert_eq!(
+        r["image"]["imageId"]["imageDigest"],
+        sha256_digest(bare.as_bytes())
+    );
+}
+
+/// Issue 17: with `--public-host`, the ECR API names the registry by that name rather
+/// than the address the client used: `repositoryUri` is `<host>/<repository>`
+/// (ECR_REFERENCE: `<registryId>.dkr.ecr.<region>.amazonaws.com/<name>`) in
+/// CreateRepository and DescribeRepositories, and `proxyEndpoint` of
+/// GetAuthorizationToken is `https://<host>` (ECR's form); without a scheme the setting
+/// means `http://`, and without the setting the request's `Host` is used (checked in
+/// `aws_get_login_password_logs_docker_in_to_push_and_pull`).
+#[test]
+fn aws_cli_sees_the_configured_public_host() {
+    const T: &str = "aws_cli_sees_the_configured_public_host";
+    if !require(T, &["aws"]) {
+        return;
+    }
+    let name = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
+    let reg = Registry::start_secured(&[
+        "--account-id",
+        "111111111111",
+        "--public-host",
+        &format!("https://{name}"),
+    ]);
+    let aws = Aws::admin(&reg);
+    let created = aws.ok(&["create-repository", "--repository-name", "team/app"]);
+    assert_eq!(
+        created["repository"]["repositoryUri"],
+        format!("{name}/team/app")
+    );
+    let described = aws.ok(&["describe-repositories"]);
+    assert_eq!(
+        described["repositories"][0]["repositoryUri"],
+        format!("{name}/team/app"),
+        "{described}"
+    );
+    let token = aws.ok(&["get-authorization-token"]);
+    assert_eq!(
+        token["authorizationData"][0]["proxyEndpoint"],
+        format!("https://{name}")
+    );
+    drop(reg);
+
+    // host:port without a scheme: plain HTTP, as Berth serves.
+    let reg = Registry::start_secured(&["--public-host", "registry.internal:8443"]);
+    let aws = Aws::admin(&reg);
+    aws.ok(&["create-repository", "--repository-name", "team/app"]);
+    let described = aws.ok(&["describe-repositories", "--repository-names", "team/app"]);
+    assert_eq!(
+        described["repositories"][0]["repositoryUri"],
+        "registry.internal:8443/team/app"
+    );
+    let token = aws.ok(&["get-authorization-token"]);
+    assert_eq!(
+        token["authorizationData"][0]["proxyEndpoint"],
+        "http://registry.internal:8443"
+    );
+}

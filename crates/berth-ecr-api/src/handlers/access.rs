@@ -2,7 +2,7 @@
 //! DescribeRegistry: thin calls into `berth-iam`.
 
 use super::registry_error;
-use crate::error::EcrError;
+use crate::error::{EcrError, EcrErrorType};
 use crate::wire::parse;
 use crate::{validate, Ctx};
 use berth_core::RepositoryName;
@@ -14,7 +14,7 @@ fn iam_error(e: IamError) -> EcrError {
     match e {
         IamError::InvalidPolicy(m) => EcrError::invalid_parameter("policyText", m),
         IamError::Invalid(m) | IamError::NotFound(m) | IamError::AlreadyExists(m) => {
-            EcrError::new("InvalidParameterException", m)
+            EcrError::new(EcrErrorType::InvalidParameterException, m)
         }
         e => EcrError::server(e),
     }
@@ -47,7 +47,7 @@ pub(super) async fn authorization_token(ctx: &Ctx<'_>, body: &[u8]) -> Result<Va
             json!({
                 "authorizationToken": token.token,
                 "expiresAt": token.expires_at.unix_timestamp(),
-                "proxyEndpoint": format!("http://{}", ctx.host),
+                "proxyEndpoint": format!("{}://{}", ctx.scheme, ctx.host),
             })
         })
         .collect();
@@ -81,8 +81,7 @@ async fn repository(ctx: &Ctx<'_>, r: &PolicyRequest) -> Result<RepositoryName, 
 }
 
 fn repository_policy_not_found(ctx: &Ctx<'_>, name: &RepositoryName) -> EcrError {
-    EcrError::new(
-        "RepositoryPolicyNotFoundException",
+    EcrError::new(EcrErrorType::RepositoryPolicyNotFoundException,
         format!(
             "Repository policy does not exist for the repository with name '{name}' in the registry with id '{}'",
             ctx.account()
@@ -138,7 +137,7 @@ pub(super) async fn delete_repository_policy(
 
 fn registry_policy_not_found(ctx: &Ctx<'_>) -> EcrError {
     EcrError::new(
-        "RegistryPolicyNotFoundException",
+        EcrErrorType::RegistryPolicyNotFoundException,
         format!(
             "Registry policy does not exist in the registry with id '{}'",
             ctx.account()

@@ -1,12 +1,12 @@
 //! DescribeImages, ListImages, BatchGetImage, PutImage, BatchDeleteImage.
 
 use super::registry_error;
-use crate::error::EcrError;
+use crate::error::{EcrError, EcrErrorType};
 use crate::wire::{self, parse, ImageFailure, ImageId};
 use crate::{page, validate, Ctx};
 use berth_core::{Digest, Reference, RepositoryName, Tag};
-use berth_registry::berth_meta::TagStatus;
 use berth_registry::RegistryError;
+use berth_registry::TagStatus;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -104,8 +104,7 @@ fn image_ids(v: Option<Vec<ImageId>>, required: bool) -> Result<Option<Vec<Image
 
 fn not_found(ctx: &Ctx<'_>, repo: &RepositoryName, id: &ImageId) -> EcrError {
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "null".into());
-    EcrError::new(
-        "ImageNotFoundException",
+    EcrError::new(EcrErrorType::ImageNotFoundException,
         format!(
             "The image with imageId {{imageDigest:'{}', imageTag:'{}'}} does not exist within the repository with name '{repo}' in the registry with id '{}'",
             show(&id.image_digest),
@@ -384,6 +383,18 @@ pub(super) async fn put(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError> {
         .as_deref()
         .map(|d| validate::digest(d, "imageDigest"))
         .transpose()?;
+    // ECR_REFERENCE §1.5: `imageManifestMediaType` is required when the manifest has no
+    // `mediaType`; ECR refuses rather than guessing.
+    if r.image_manifest_media_type.is_none() {
+        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&manifest) {
+            if !m.contains_key("mediaType") {
+                return Err(EcrError::invalid_parameter(
+                    "imageManifestMediaType",
+                    "the manifest has no mediaType field, so imageManifestMediaType is required",
+                ));
+            }
+        }
+    }
     ctx.authorize_repo(&name).await?;
     let put = ctx
         .registry
@@ -396,15 +407,7 @@ pub(super) async fn put(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError> {
         )
         .await
         .map_err(|e| registry_error(ctx, name.as_str(), e))?;
-    let media_type = match r.image_manifest_media_type {
-        Some(m) => m,
-        None => ctx
-            .registry
-            .head_manifest(&name, &Reference::Digest(put.digest.clone()))
-            .await
-            .map(|h| h.media_type)
-            .map_err(|e| registry_error(ctx, name.as_str(), e))?,
-    };
+    let media_type = r.image_manifest_media_type.unwrap_or(put.media_type);
     Ok(json!({
         "image": {
             "registryId": ctx.account(),

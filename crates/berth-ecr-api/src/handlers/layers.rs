@@ -3,7 +3,7 @@
 //! sessions, so a layer uploaded here is the same blob a `docker push` would store.
 
 use super::registry_error;
-use crate::error::EcrError;
+use crate::error::{EcrError, EcrErrorType};
 use crate::wire::parse;
 use crate::{validate, Ctx};
 use base64::Engine;
@@ -116,7 +116,7 @@ pub(super) async fn upload_part(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, Ecr
         .decode(blob.as_bytes())
         .map_err(|e| {
             EcrError::new(
-                "SerializationException",
+                EcrErrorType::SerializationException,
                 format!("layerPartBlob is not valid base64: {e}"),
             )
         })?;
@@ -129,7 +129,7 @@ pub(super) async fn upload_part(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, Ecr
     }
     ctx.authorize_repo(&name).await?;
     let part_error = |msg: String| {
-        EcrError::new("InvalidLayerPartException", msg)
+        EcrError::new(EcrErrorType::InvalidLayerPartException, msg)
             .with("registryId", ctx.account())
             .with("repositoryName", name.as_str())
             .with("uploadId", id)
@@ -141,7 +141,7 @@ pub(super) async fn upload_part(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, Ecr
             data.len()
         )));
     }
-    let stream: berth_registry::berth_store::ByteStream =
+    let stream: berth_registry::ByteStream =
         futures::stream::once(futures::future::ready(Ok(bytes::Bytes::from(data)))).boxed();
     let size = ctx
         .registry
@@ -177,8 +177,7 @@ pub(super) async fn complete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
             "uploadId": id,
             "layerDigest": digest.to_string(),
         })),
-        Err(RegistryError::DigestInvalid(m)) => Err(EcrError::new(
-            "InvalidLayerException",
+        Err(RegistryError::DigestInvalid(m)) => Err(EcrError::new(EcrErrorType::InvalidLayerException,
             format!("The layer digest calculated for upload id '{id}' does not match the provided digest '{digest}': {m}. The upload has been discarded; start again with InitiateLayerUpload."),
         )),
         Err(e) => Err(registry_error(ctx, name.as_str(), e)),
@@ -203,8 +202,7 @@ pub(super) async fn download_url(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, Ec
         .await
         .map_err(err)?
     {
-        return Err(EcrError::new(
-            "LayerInaccessibleException",
+        return Err(EcrError::new(EcrErrorType::LayerInaccessibleException,
             format!(
                 "The layer with digest '{digest}' is not referenced by any image in the repository with name '{name}'; download URLs are issued only for layers of images"
             ),
@@ -214,7 +212,7 @@ pub(super) async fn download_url(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, Ec
         ctx.iam
             .presign_blob_query(&ctx.caller, name.as_str(), &digest.to_string());
     Ok(json!({
-        "downloadUrl": format!("http://{}/v2/{name}/blobs/{digest}?{query}", ctx.host),
+        "downloadUrl": format!("{}://{}/v2/{name}/blobs/{digest}?{query}", ctx.scheme, ctx.host),
         "layerDigest": digest.to_string(),
     }))
 }

@@ -7,7 +7,7 @@ mod images;
 mod layers;
 mod repositories;
 
-use crate::error::EcrError;
+use crate::error::{EcrError, EcrErrorType};
 use crate::operation::{support, Operation, Support};
 use crate::Ctx;
 use berth_registry::RegistryError;
@@ -53,7 +53,7 @@ fn not_yet(op: Operation) -> EcrError {
         Support::Supported => "this operation",
     };
     EcrError::new(
-        "UnsupportedOperationException",
+        EcrErrorType::UnsupportedOperationException,
         format!(
             "{} is not supported by this Berth registry yet: it belongs to {what}, which \
              Berth does not implement yet (docs/ecr-api.md lists the supported operations)",
@@ -70,27 +70,23 @@ pub(crate) fn registry_error(ctx: &Ctx<'_>, repo: &str, e: RegistryError) -> Ecr
         E::NameUnknown(_) | E::NotCreatedOnPush(_) => ctx.repository_not_found(repo),
         E::NameInvalid(m) => EcrError::invalid_parameter("repositoryName", m),
         E::TagInvalid(m) => EcrError::invalid_parameter("imageTag", m),
-        E::BlobUnknown(d) => EcrError::new(
-            "LayersNotFoundException",
+        E::BlobUnknown(d) => EcrError::new(EcrErrorType::LayersNotFoundException,
             format!("The layer with digest '{d}' does not exist in the repository with name '{repo}' in the registry with id '{account}'"),
         ),
-        E::BlobUploadUnknown(id) => EcrError::new(
-            "UploadNotFoundException",
+        E::BlobUploadUnknown(id) => EcrError::new(EcrErrorType::UploadNotFoundException,
             format!("The upload with id '{id}' does not exist in the repository with name '{repo}' in the registry with id '{account}' (never started, completed, or expired)"),
         ),
-        E::RangeInvalid { current, got } => EcrError::new(
-            "InvalidLayerPartException",
+        E::RangeInvalid { current, got } => EcrError::new(EcrErrorType::InvalidLayerPartException,
             format!("The part starts at byte {got}, but the upload holds {current} bytes; the next part must start at byte {current}"),
         )
         .with("registryId", account)
         .with("repositoryName", repo)
         .with("lastValidByteReceived", current.saturating_sub(1)),
         E::BlobUploadInvalid(m) | E::Body(m) | E::SizeInvalid(m) => {
-            EcrError::new("InvalidLayerPartException", m)
+            EcrError::new(EcrErrorType::InvalidLayerPartException, m)
         }
         E::DigestInvalid(m) => EcrError::invalid_parameter("digest", m),
-        E::ManifestUnknown(r) => EcrError::new(
-            "ImageNotFoundException",
+        E::ManifestUnknown(r) => EcrError::new(EcrErrorType::ImageNotFoundException,
             format!("The image '{r}' does not exist within the repository with name '{repo}' in the registry with id '{account}'"),
         ),
         E::ManifestInvalid(m) | E::ManifestTooLarge(m) => {
@@ -99,45 +95,37 @@ pub(crate) fn registry_error(ctx: &Ctx<'_>, repo: &str, e: RegistryError) -> Ecr
         E::ManifestBlobUnknown { kind, missing } => {
             let list = missing.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ");
             if kind == "manifests" {
-                EcrError::new(
-                    "ReferencedImagesNotFoundException",
+                EcrError::new(EcrErrorType::ReferencedImagesNotFoundException,
                     format!("The following images referenced in the manifest list were not found in the repository with name '{repo}': [{list}]"),
                 )
             } else {
-                EcrError::new(
-                    "LayersNotFoundException",
+                EcrError::new(EcrErrorType::LayersNotFoundException,
                     format!("Layers with digests [{list}] required for pushing image into repository with name '{repo}' in the registry with id '{account}' do not exist"),
                 )
             }
         }
         E::Conflict(m) => EcrError::invalid_parameter("imageIds", m),
-        e @ E::TagImmutable { .. } => EcrError::new("ImageTagAlreadyExistsException", e.to_string()),
-        E::RepositoryAlreadyExists(_) => EcrError::new(
-            "RepositoryAlreadyExistsException",
+        e @ E::TagImmutable { .. } => EcrError::new(EcrErrorType::ImageTagAlreadyExistsException, e.to_string()),
+        E::RepositoryAlreadyExists(_) => EcrError::new(EcrErrorType::RepositoryAlreadyExistsException,
             format!("The repository with name '{repo}' already exists in the registry with id '{account}'"),
         ),
-        E::RepositoryNotEmpty(_) => EcrError::new(
-            "RepositoryNotEmptyException",
+        E::RepositoryNotEmpty(_) => EcrError::new(EcrErrorType::RepositoryNotEmptyException,
             format!("The repository with name '{repo}' in registry with id '{account}' cannot be deleted because it still contains images"),
         ),
-        E::ImageAlreadyExists { digest, tag } => EcrError::new(
-            "ImageAlreadyExistsException",
+        E::ImageAlreadyExists { digest, tag } => EcrError::new(EcrErrorType::ImageAlreadyExistsException,
             match tag {
                 Some(t) => format!("Image with digest '{digest}' and tag '{t}' already exists in the repository with name '{repo}' in registry with id '{account}'"),
                 None => format!("Image with digest '{digest}' already exists in the repository with name '{repo}' in registry with id '{account}'"),
             },
         ),
-        E::ManifestDigestMismatch { given, computed } => EcrError::new(
-            "ImageDigestDoesNotMatchException",
+        E::ManifestDigestMismatch { given, computed } => EcrError::new(EcrErrorType::ImageDigestDoesNotMatchException,
             format!("The image digest '{given}' does not match the digest '{computed}' calculated for the manifest"),
         ),
-        E::TooManyTags(m) => EcrError::new("TooManyTagsException", m),
-        E::EmptyUpload(id) => EcrError::new(
-            "EmptyUploadException",
+        E::TooManyTags(m) => EcrError::new(EcrErrorType::TooManyTagsException, m),
+        E::EmptyUpload(id) => EcrError::new(EcrErrorType::EmptyUploadException,
             format!("The upload with id '{id}' in the repository with name '{repo}' contains no layer parts"),
         ),
-        E::BlobExists(d) => EcrError::new(
-            "LayerAlreadyExistsException",
+        E::BlobExists(d) => EcrError::new(EcrErrorType::LayerAlreadyExistsException,
             format!("The layer with digest '{d}' already exists in the repository with name '{repo}' in registry with id '{account}'"),
         ),
         E::Internal(m) => EcrError::server(m),

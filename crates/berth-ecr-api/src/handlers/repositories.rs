@@ -2,12 +2,11 @@
 //! TagResource, UntagResource, ListTagsForResource.
 
 use super::registry_error;
-use crate::error::EcrError;
+use crate::error::{EcrError, EcrErrorType};
 use crate::wire::{self, parse, ExclusionFilter, ResourceTag};
 use crate::{page, validate, Ctx};
 use berth_core::RepositoryName;
-use berth_registry::berth_meta::repository::Encryption;
-use berth_registry::berth_meta::RepositorySettings;
+use berth_registry::{Encryption, RepositorySettings};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -274,7 +273,7 @@ pub(super) async fn untag_resource(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, 
     for k in &keys {
         if k.is_empty() || k.chars().count() > 128 {
             return Err(EcrError::new(
-                "InvalidTagParameterException",
+                EcrErrorType::InvalidTagParameterException,
                 format!("tag key '{k}' must be 1 to 128 characters long"),
             ));
         }

@@ -1,41 +1,25 @@
-//! In-process harness for the ECR adapter: a registry and an identity service over a
-//! temp directory, the adapter's router driven with `oneshot`, requests signed with
-//! SigV4 exactly as botocore signs them (`berth_iam::sigv4::sign`).
+//! In-process harness for the ECR adapter, on the shared fixture of `berth-test-support`:
+//! a registry and an identity service over a temp directory, the whole app of
+//! `berth serve` (which routes `POST /` to this adapter) driven with `oneshot`, requests
+//! signed with SigV4 exactly as botocore signs them (`berth_test_support::ecr_request`).
 #![allow(dead_code)]
 
 use axum::body::Body;
 use axum::http::Request;
-use axum::Router;
-use berth_iam::audit::AuditSink;
-use berth_iam::secret::Keys;
-use berth_iam::service::{StoredKind, ADMINISTRATOR_ACCESS};
-use berth_iam::{AccountId, Iam, IamConfig};
-use berth_meta::SqliteMeta;
-use berth_registry::{Registry, RegistryConfig};
-use berth_store::FsStore;
+use berth_iam::Iam;
+use berth_registry::Registry;
+pub use berth_test_support::{image_manifest, sha256, Key, ACCOUNT, HOST};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tower::ServiceExt;
 
-pub const ACCOUNT: &str = "111111111111";
-pub const HOST: &str = "127.0.0.1:5000";
-
-/// Credentials of one principal.
-#[derive(Clone)]
-pub struct Key {
-    pub id: String,
-    pub secret: String,
-}
-
+/// The shared fixture (`berth-test-support`): a registry and an identity service over a
+/// temp directory, the whole app of `berth serve`, and an administrator's key.
 pub struct Env {
-    pub app: Router,
     pub registry: Registry,
     pub iam: Iam,
     pub admin: Key,
-    _dir: tempfile::TempDir,
+    env: berth_test_support::Env,
 }
 
 /// An answer: status, `__type` (errors), body.
@@ -71,33 +55,12 @@ impl Answer {
 
 impl Env {
     pub async fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::open(dir.path()).unwrap();
-        let meta = Arc::new(
-            SqliteMeta::open(&dir.path().join("metadata.db"))
-                .await
-                .unwrap(),
-        );
-        let registry = Registry::new(Arc::new(store), meta.clone(), RegistryConfig::default());
-        let iam = Iam::open(
-            meta,
-            Keys::from_master(&[7u8; 32]),
-            IamConfig {
-                account_id: Some(AccountId::parse(ACCOUNT).unwrap()),
-                ..IamConfig::default()
-            },
-            AuditSink::log_only(),
-        )
-        .await
-        .unwrap();
-        let admin = user(&iam, "admin", ADMINISTRATOR_ACCESS).await;
-        let app = berth_ecr_api::router(registry.clone(), iam.clone());
+        let env = berth_test_support::Env::new().await;
         Env {
-            app,
-            registry,
-            iam,
-            admin,
-            _dir: dir,
+            registry: env.registry.clone(),
+            iam: env.iam.clone(),
+            admin: env.admin.clone(),
+            env,
         }
     }
 
@@ -114,38 +77,12 @@ impl Env {
 
     /// Calls `op` with a raw body, signed at `time`.
     pub async fn call_signed(&self, key: &Key, op: &str, body: &str, time: SystemTime) -> Answer {
-        let target = format!("AmazonEC2ContainerRegistry_V20150921.{op}");
-        let headers = [
-            ("host", HOST),
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target.as_str()),
-        ];
-        let added = berth_iam::sigv4::sign(
-            "POST",
-            &format!("http://{HOST}/"),
-            &headers,
-            body.as_bytes(),
-            &key.id,
-            &key.secret,
-            None,
-            "us-east-1",
-            "ecr",
-            time,
-        )
-        .unwrap();
-        let mut req = Request::builder().method("POST").uri("/");
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        for (k, v) in &added {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        self.send(req.body(Body::from(body.to_string())).unwrap())
+        self.send(berth_test_support::ecr_request(key, op, body, time))
             .await
     }
 
     pub async fn send(&self, req: Request<Body>) -> Answer {
-        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let resp = self.env.send(req).await;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -225,32 +162,9 @@ impl Env {
     }
 }
 
-pub fn image_manifest(config: &str, config_size: usize, layer: &str, layer_size: usize) -> String {
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_size}}}]}}"#
-    )
-}
-
-pub fn sha256(data: &[u8]) -> String {
-    berth_core::Digest::sha256_of(data).to_string()
-}
-
 /// A user with an inline identity policy `policy` and an access key.
 pub async fn user(iam: &Iam, name: &str, policy: &str) -> Key {
-    iam.create_principal(ACCOUNT, StoredKind::User, name, BTreeMap::new())
-        .await
-        .unwrap();
-    iam.put_identity_policy(ACCOUNT, StoredKind::User, name, "inline", policy)
-        .await
-        .unwrap();
-    let k = iam
-        .create_access_key(ACCOUNT, StoredKind::User, name)
-        .await
-        .unwrap();
-    Key {
-        id: k.access_key_id,
-        secret: k.secret_access_key.to_string(),
-    }
+    berth_test_support::user(iam, ACCOUNT, name, Some(policy)).await
 }
 
 pub fn minutes_ago(m: u64) -> SystemTime {

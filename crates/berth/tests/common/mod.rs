@@ -18,8 +18,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::TcpListener;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -27,8 +26,10 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+// Not every test binary that includes this module hashes.
+#[allow(unused_imports)]
+pub use berth_test_support::{free_port, in_ci, loud, sha256 as sha256_digest};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 /// Environment variable choosing the server under test: `berth` (default) or
 /// `distribution`.
@@ -43,24 +44,9 @@ pub const LONG: Duration = Duration::from_secs(240);
 // Messages that must be seen even when the test harness captures output.
 // ---------------------------------------------------------------------------------
 
-/// Writes straight to the process's stderr: `cargo test` captures `eprintln!` of
-/// passing tests, but not writes to the stderr handle itself, so skips and notes stay
-/// visible in a normal run.
-pub fn loud(msg: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{msg}");
-    let _ = err.flush();
-}
-
 /// A note that part of a test does not apply to the current target.
 pub fn note(test: &str, msg: &str) {
     loud(&format!("NOTE {test}: {msg}"));
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
-        .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------------
@@ -336,13 +322,6 @@ pub struct Registry {
     child: Child,
     log: PathBuf,
     dir: tempfile::TempDir,
-}
-
-/// A port that was free a moment ago. Another process may take it before the server
-/// binds it; [`Registry::start`] retries on a new port when the server dies at start.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
 }
 
 impl Registry {
@@ -662,10 +641,6 @@ pub fn absolute(reg: &Registry, location: &str) -> String {
     } else {
         reg.url(&format!("/{location}"))
     }
-}
-
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
 /// Parses the `rel="next"` target out of an RFC 8288 `Link` header value.

@@ -1,0 +1,10 @@
+//! The `berth` binary's code as a library, so that tests drive exactly what the server
+//! serves: [`serve::app`] is the whole HTTP router (`/v2/`, the ECR API on `POST /`,
+//! `/healthz`, `/readyz`, `/metrics`), and `berth-test-support` calls it with
+//! `tower::ServiceExt::oneshot` (no socket). `src/main.rs` is only the command line.
+
+pub mod admin;
+pub mod config;
+mod identity;
+pub mod login;
+pub mod serve;
