@@ -268,8 +268,13 @@ async fn shutdown_deadline_finishes_short_jobs_and_abandons_long_ones() {
     let h = r.start();
     wait_for(&m, short, |j| j.state == JobState::Running).await;
     wait_for(&m, long, |j| j.state == JobState::Running).await;
+    // Due only after shutdown began (but well inside the drain window), so a claim of it
+    // could only come from a runner that kept claiming while shutting down.
     let later = m
-        .enqueue(&NewJob::new("short", json!(1)), clock.now_ms())
+        .enqueue(
+            &NewJob::new("short", json!(1)).run_at(clock.now_ms() + 300),
+            clock.now_ms(),
+        )
         .await
         .unwrap()
         .id();
