@@ -154,7 +154,14 @@ impl ParsedManifest {
         if body.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge(body.len()));
         }
-        let probe: Probe = serde_json::from_slice(body).map_err(|e| ManifestError::Invalid {
+        // JSON is UTF-8 (RFC 8259 § 8.1), and serde_json does not look inside strings it
+        // skips: without this check, invalid bytes in an unknown field would be stored and
+        // later break every consumer that decodes the manifest (found by fuzz/manifest).
+        let text = std::str::from_utf8(body).map_err(|e| ManifestError::Invalid {
+            kind: "JSON document",
+            reason: format!("not UTF-8: {e}"),
+        })?;
+        let probe: Probe = serde_json::from_str(text).map_err(|e| ManifestError::Invalid {
             kind: "JSON document",
             reason: e.to_string(),
         })?;
@@ -277,6 +284,18 @@ mod tests {
             "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{CFG}","size":2}},
             "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{L1}","size":0}}]{extra}}}"#
         )
+    }
+
+    // RFC 8259 § 8.1: JSON text is UTF-8. Invalid bytes in a field Berth does not read
+    // are refused too (fuzz/manifest found them accepted, regression for issue 19).
+    #[test]
+    fn invalid_utf8_anywhere_is_not_a_manifest() {
+        let mut body = image(r#","x-unknown":"AB""#).into_bytes();
+        let at = body.windows(2).position(|w| w == b"AB").unwrap();
+        body[at] = 0xff;
+        body[at + 1] = 0xfe;
+        let err = ParsedManifest::parse(mt::OCI_MANIFEST, &body).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
     }
 
     // image-spec manifest.md: config and layers are the blobs a manifest references.

@@ -77,6 +77,51 @@ impl Endpoint {
         }
     }
 
+    /// The HTTP method of the operation (`GET` for [`Endpoint::Base`], which also takes
+    /// `HEAD`).
+    pub fn method(&self) -> Method {
+        use Endpoint as E;
+        match self {
+            E::Base
+            | E::Catalog
+            | E::ListTags(_)
+            | E::GetManifest(..)
+            | E::GetBlob(..)
+            | E::GetUploadStatus(..)
+            | E::Referrers(..) => Method::GET,
+            E::HeadManifest(..) | E::HeadBlob(..) => Method::HEAD,
+            E::PutManifest(..) | E::PutUpload(..) => Method::PUT,
+            E::DeleteManifest(..) | E::DeleteBlob(..) | E::CancelUpload(..) => Method::DELETE,
+            E::StartUpload(_) => Method::POST,
+            E::PatchUpload(..) => Method::PATCH,
+        }
+    }
+
+    /// The canonical request path of the operation (no query), e.g.
+    /// `/v2/team/app/manifests/latest`; [`parse`] of [`method`](Self::method) and this
+    /// path gives the endpoint back.
+    pub fn path(&self) -> String {
+        use Endpoint as E;
+        match self {
+            E::Base => "/v2/".to_string(),
+            E::Catalog => "/v2/_catalog".to_string(),
+            E::ListTags(n) => format!("/v2/{n}/tags/list"),
+            E::GetManifest(n, r)
+            | E::HeadManifest(n, r)
+            | E::PutManifest(n, r)
+            | E::DeleteManifest(n, r) => format!("/v2/{n}/manifests/{r}"),
+            E::GetBlob(n, d) | E::HeadBlob(n, d) | E::DeleteBlob(n, d) => {
+                format!("/v2/{n}/blobs/{d}")
+            }
+            E::StartUpload(n) => format!("/v2/{n}/blobs/uploads/"),
+            E::GetUploadStatus(n, id)
+            | E::PatchUpload(n, id)
+            | E::PutUpload(n, id)
+            | E::CancelUpload(n, id) => format!("/v2/{n}/blobs/uploads/{id}"),
+            E::Referrers(n, d) => format!("/v2/{n}/referrers/{d}"),
+        }
+    }
+
     /// The repository the endpoint addresses, if any.
     pub fn repository(&self) -> Option<&RepositoryName> {
         use Endpoint as E;
@@ -405,7 +450,10 @@ mod tests {
             ),
         ];
         for (m, path, want) in table {
-            assert_eq!(parse(&m, &path), Ok(want), "{m} {path}");
+            assert_eq!(parse(&m, &path), Ok(want.clone()), "{m} {path}");
+            // Issue 19: an endpoint that parses round-trips through its method and path.
+            assert_eq!(parse(&m, &want.path()), Ok(want.clone()), "{m} {path}");
+            assert_eq!(parse(&want.method(), &want.path()), Ok(want), "{m} {path}");
         }
     }
 

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod body;
 pub mod endpoint;
 pub mod error;
+pub mod range;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, Request, State};
@@ -447,52 +448,6 @@ async fn put_manifest(
     Ok(resp)
 }
 
-/// Parses a single `Range: bytes=a-b` / `bytes=a-` / `bytes=-n` against `len`.
-/// `Ok(None)`: no (usable) range header. `Err(())`: unsatisfiable.
-fn byte_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(v) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return Ok(None);
-    };
-    let Some(spec) = v.trim().strip_prefix("bytes=") else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None); // multiple ranges: serve the whole blob, as RFC 9110 allows
-    }
-    let Some((a, b)) = spec.split_once('-') else {
-        return Ok(None);
-    };
-    let (a, b) = (a.trim(), b.trim());
-    // RFC 9110 § 14.1.1/14.2: a syntactically invalid range (non-numbers, last < first) is
-    // ignored and the whole blob served; a valid one that selects no byte is unsatisfiable.
-    let (start, end) = if a.is_empty() {
-        let Ok(n) = b.parse::<u64>() else {
-            return Ok(None);
-        };
-        if n == 0 || len == 0 {
-            return Err(());
-        }
-        (len.saturating_sub(n), len - 1)
-    } else {
-        let Ok(s) = a.parse::<u64>() else {
-            return Ok(None);
-        };
-        let e = if b.is_empty() {
-            u64::MAX
-        } else {
-            match b.parse::<u64>() {
-                Ok(e) if e >= s => e,
-                _ => return Ok(None),
-            }
-        };
-        if s >= len {
-            return Err(());
-        }
-        (s, e.min(len - 1))
-    };
-    Ok(Some((start, end)))
-}
-
 /// Streams `len` bytes of `file` from `start`, in [`READ_CHUNK`] reads on the blocking pool.
 fn file_stream(
     file: std::fs::File,
@@ -561,7 +516,11 @@ async fn get_blob(
         return Ok(resp);
     }
     let BlobContent::File { file, len } = reg.open_blob(name, d).await?;
-    match byte_range(headers, len) {
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(v) => range::byte_range(v, len),
+        None => Ok(None),
+    };
+    match range {
         Ok(None) => {
             let mut resp = Response::new(Body::from_stream(file_stream(file, 0, len)));
             blob_headers(&mut resp, len);
@@ -578,7 +537,7 @@ async fn get_blob(
             );
             Ok(resp)
         }
-        Err(()) => {
+        Err(range::Unsatisfiable) => {
             let mut resp = OciError::new(
                 ErrorCode::BlobUnknown,
                 format!("requested range is not satisfiable for a blob of {len} bytes"),
@@ -672,27 +631,22 @@ async fn start_upload(reg: &Registry, name: &RepositoryName, params: &Params, bo
     Ok(upload_response(StatusCode::ACCEPTED, name, &id, 0))
 }
 
-/// Parses `Content-Range: <start>-<end>` (also tolerating a `bytes ` prefix and `/total`).
+/// The upload chunk's first byte from `Content-Range`, if the header is present
+/// ([`range::content_range_start`]).
 fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     let Some(v) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let bad = || {
-        OciError::new(
-            ErrorCode::BlobUploadInvalid,
-            "Content-Range must be <start>-<end>",
-        )
-    };
-    let s = v.to_str().map_err(|_| bad())?.trim();
-    let s = s.strip_prefix("bytes ").unwrap_or(s);
-    let s = s.split('/').next().unwrap_or(s);
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let start: u64 = a.trim().parse().map_err(|_| bad())?;
-    let end: u64 = b.trim().parse().map_err(|_| bad())?;
-    if end < start {
-        return Err(bad());
-    }
-    Ok(Some(start))
+    v.to_str()
+        .ok()
+        .and_then(range::content_range_start)
+        .map(Some)
+        .ok_or_else(|| {
+            OciError::new(
+                ErrorCode::BlobUploadInvalid,
+                "Content-Range must be <start>-<end>",
+            )
+        })
 }
 
 async fn patch_upload(

@@ -152,6 +152,13 @@ pub fn tool_available(tool: &str) -> bool {
                     .map(|s| s.success())
                     .unwrap_or(false)
         }
+        "cargo-fuzz" => Command::new("cargo")
+            .args(["fuzz", "--version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false),
         other => on_path(other),
     }
 }
