@@ -810,6 +810,32 @@ async fn authorization_comes_before_lookup() {
         m.contains("is not authorized to perform: ecr:DescribeImages"),
         "{m}"
     );
+    // Issue 17: a DescribeRepositories denial names the repository's ARN, as ECR's does.
+    let m = env
+        .call_as(
+            &reader,
+            "DescribeRepositories",
+            json!({"repositoryNames": ["team/b"]}),
+        )
+        .await
+        .err("AccessDeniedException");
+    assert_eq!(
+        m,
+        "User: arn:aws:iam::111111111111:user/reader is not authorized to perform: \
+         ecr:DescribeRepositories on resource: \
+         arn:aws:ecr:us-east-1:111111111111:repository/team/b because no identity-based \
+         policy allows the ecr:DescribeRepositories action"
+    );
+    // A caller who may describe nothing is told so about the registry's repositories.
+    let nobody = user(&env.iam, "lister", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:ListImages","Resource":"*"}]}"#).await;
+    let m = env
+        .call_as(&nobody, "DescribeRepositories", json!({}))
+        .await
+        .err("AccessDeniedException");
+    assert!(
+        m.contains("ecr:DescribeRepositories on resource: arn:aws:ecr:us-east-1:111111111111:repository/* "),
+        "{m}"
+    );
     // A repository that does not exist answers the same.
     env.call_as(
         &reader,
@@ -982,12 +1008,25 @@ async fn resource_tags() {
 }
 
 // Operations of later capabilities answer "not supported yet", never a fake success;
-// every operation the table calls supported is dispatched.
+// every operation the table calls supported is dispatched. Issue 17: before refusing, an
+// unbuilt operation that names a repository (botocore: required `repositoryName`)
+// validates it and looks it up, as ECR would: no name is InvalidParameterException, a
+// missing repository RepositoryNotFoundException, an invalid JSON body
+// SerializationException.
 #[tokio::test]
 async fn dispatch_table_matches_support() {
     let env = Env::new().await;
+    env.create_repo("present").await;
     for op in Operation::ALL {
-        let a = env.call(op.name(), json!({})).await;
+        // Supported operations get an empty body (DeleteRepository must not delete it).
+        let names_repository = berth_ecr_api::operation::names_repository(*op)
+            && berth_ecr_api::support(*op) != Support::Supported;
+        let body = if names_repository {
+            json!({"repositoryName": "present"})
+        } else {
+            json!({})
+        };
+        let a = env.call(op.name(), body).await;
         match berth_ecr_api::support(*op) {
             Support::Supported => assert_ne!(
                 a.error_type(),
@@ -997,6 +1036,22 @@ async fn dispatch_table_matches_support() {
             Support::NotYet(what) => {
                 let m = a.err("UnsupportedOperationException");
                 assert!(m.contains(what) && m.contains(op.name()), "{m}");
+                if names_repository {
+                    let m = env
+                        .call(op.name(), json!({"repositoryName": "absent"}))
+                        .await
+                        .err("RepositoryNotFoundException");
+                    assert_eq!(
+                        m,
+                        format!("The repository with name 'absent' does not exist in the registry with id '{ACCOUNT}'"),
+                        "{op}"
+                    );
+                    let m = env
+                        .call(op.name(), json!({}))
+                        .await
+                        .err("InvalidParameterException");
+                    assert!(m.contains("'repositoryName'"), "{op}: {m}");
+                }
             }
         }
     }
