@@ -31,6 +31,41 @@ async fn unknown_target_is_unknown_operation() {
     assert!(m.contains("MakeCoffee"), "{m}");
 }
 
+// Issue 17: an answer given before the body is read keeps the connection usable the way
+// the OCI adapter's do (berth_http::body, shared): a small unread body is drained and the
+// connection kept; a large one gets `Connection: close`. Also for a body of a known
+// operation announced over the limit.
+#[tokio::test]
+async fn early_answers_drain_small_bodies_and_close_after_large_ones() {
+    let env = Env::new().await;
+    let request = |target: &str, body: Vec<u8>| {
+        Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("host", HOST)
+            .header("x-amz-target", target)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let closes = |a: &Answer| a.headers.get("connection").is_some_and(|v| v == "close");
+    let coffee = "AmazonEC2ContainerRegistry_V20150921.MakeCoffee";
+    let a = env.send(request(coffee, vec![b' '; 1000])).await;
+    assert!(!closes(&a), "{a:?}");
+    a.err("UnknownOperationException");
+    let a = env.send(request(coffee, vec![b' '; 2 << 20])).await;
+    assert!(closes(&a), "{a:?}");
+    a.err("UnknownOperationException");
+    let big = vec![b' '; berth_ecr_api::MAX_BODY + 1];
+    let a = env
+        .send(request(
+            "AmazonEC2ContainerRegistry_V20150921.PutImage",
+            big,
+        ))
+        .await;
+    assert!(closes(&a), "{a:?}");
+    assert!(a.err("InvalidParameterException").contains("exceeds"));
+}
+
 // §1.2: SigV4 failures carry AWS's types and messages.
 #[tokio::test]
 async fn bad_signatures_are_refused_with_aws_types() {
