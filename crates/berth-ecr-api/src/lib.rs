@@ -187,8 +187,31 @@ fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 
 async fn handle(State(api): State<EcrApi>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let result = serve(&api, req).await;
-    let mut resp = match result {
+    // Early answers keep the connection usable the way the OCI adapter's do (issue 17,
+    // `berth_http::body`): an answer given before the body was read drains it or says
+    // `Connection: close`; so does one given after reading only part of it.
+    let (parts, body) = req.into_parts();
+    let mut resp = match operation_of(&parts) {
+        Err(e) => berth_http::body::settle(answer(Err(e)), body).await,
+        Ok(op) if http_body::Body::size_hint(&body).lower() > body_limit(op) as u64 => {
+            // Announced too large: refused unread, the rest read off the request path.
+            berth_http::body::settle(answer(Err(too_large(op))), body).await
+        }
+        Ok(op) => {
+            let (body, read) = berth_http::body::track(body);
+            let resp = answer(serve(&api, op, Request::from_parts(parts, body)).await);
+            berth_http::body::close_unless_read(resp, &read)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// The HTTP answer for an operation's result.
+fn answer(result: Result<serde_json::Value, EcrError>) -> Response {
+    match result {
         Ok(body) => {
             let mut r = (StatusCode::OK, body.to_string()).into_response();
             r.headers_mut()
@@ -199,26 +222,27 @@ async fn handle(State(api): State<EcrApi>, req: Request) -> Response {
             tracing::debug!(error = %e, "ECR API request refused");
             e.into_response()
         }
-    };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-amzn-requestid", v);
     }
-    resp
 }
 
-async fn serve(api: &EcrApi, req: Request) -> Result<serde_json::Value, EcrError> {
-    if req.method() != axum::http::Method::POST {
+/// The operation a request names: `POST /` with a known `X-Amz-Target`.
+fn operation_of(parts: &axum::http::request::Parts) -> Result<Operation, EcrError> {
+    if parts.method != axum::http::Method::POST {
         let mut e = EcrError::new(EcrErrorType::UnknownOperationException,
             format!(
                 "{} / is not an ECR operation: the ECR API takes POST / with an X-Amz-Target header",
-                req.method()
+                parts.method
             ),
         );
         e.status = StatusCode::METHOD_NOT_ALLOWED;
         return Err(e);
     }
-    let target = header_str(&req, "x-amz-target").unwrap_or("");
-    let op = operation::from_target(target).ok_or_else(|| {
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    operation::from_target(target).ok_or_else(|| {
         EcrError::new(
             EcrErrorType::UnknownOperationException,
             if target.is_empty() {
@@ -230,7 +254,10 @@ async fn serve(api: &EcrApi, req: Request) -> Result<serde_json::Value, EcrError
                 )
             },
         )
-    })?;
+    })
+}
+
+async fn serve(api: &EcrApi, op: Operation, req: Request) -> Result<serde_json::Value, EcrError> {
     let source_ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -240,12 +267,7 @@ async fn serve(api: &EcrApi, req: Request) -> Result<serde_json::Value, EcrError
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_else(|| "localhost".into());
     let (parts, body) = req.into_parts();
-    let limit = if op == Operation::UploadLayerPart {
-        MAX_UPLOAD_PART_BODY
-    } else {
-        MAX_BODY
-    };
-    let body = read_body(body, limit, op).await?;
+    let body = read_body(body, op).await?;
 
     let headers: Vec<(&str, &str)> = parts
         .headers
@@ -296,22 +318,40 @@ async fn serve(api: &EcrApi, req: Request) -> Result<serde_json::Value, EcrError
     handlers::dispatch(&ctx, &body).await
 }
 
-async fn read_body(body: Body, limit: usize, op: Operation) -> Result<bytes::Bytes, EcrError> {
+/// The largest body `op` takes.
+fn body_limit(op: Operation) -> usize {
+    if op == Operation::UploadLayerPart {
+        MAX_UPLOAD_PART_BODY
+    } else {
+        MAX_BODY
+    }
+}
+
+/// The refusal of a body larger than [`body_limit`].
+fn too_large(op: Operation) -> EcrError {
+    EcrError::new(
+        EcrErrorType::InvalidParameterException,
+        format!(
+            "the {} request body exceeds {} bytes{}",
+            op.name(),
+            body_limit(op),
+            if op == Operation::UploadLayerPart {
+                "; send layer parts of at most 20 MiB (20971520 bytes)"
+            } else {
+                ""
+            }
+        ),
+    )
+}
+
+async fn read_body(body: Body, op: Operation) -> Result<bytes::Bytes, EcrError> {
     use http_body_util::BodyExt;
-    match http_body_util::Limited::new(body, limit).collect().await {
+    match http_body_util::Limited::new(body, body_limit(op))
+        .collect()
+        .await
+    {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(EcrError::new(
-            EcrErrorType::InvalidParameterException,
-            format!(
-                "the {} request body exceeds {limit} bytes{}",
-                op.name(),
-                if op == Operation::UploadLayerPart {
-                    "; send layer parts of at most 20 MiB (20971520 bytes)"
-                } else {
-                    ""
-                }
-            ),
-        )),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(op)),
         Err(e) => Err(EcrError::new(
             EcrErrorType::SerializationException,
             format!("reading the request body failed: {e}"),

@@ -101,6 +101,45 @@ pub fn support(op: Operation) -> Support {
     }
 }
 
+/// Whether the operation's input names one repository: its botocore input shape has a
+/// required `repositoryName` member (checked against the model by `tests/docs.rs`).
+/// Operations Berth does not serve yet still validate it and look the repository up
+/// before refusing, as ECR would (issue 17): a missing repository is
+/// `RepositoryNotFoundException` for them too.
+pub fn names_repository(op: Operation) -> bool {
+    matches!(
+        op,
+        Operation::BatchCheckLayerAvailability
+            | Operation::BatchDeleteImage
+            | Operation::BatchGetImage
+            | Operation::CompleteLayerUpload
+            | Operation::CreateRepository
+            | Operation::DeleteLifecyclePolicy
+            | Operation::DeleteRepository
+            | Operation::DeleteRepositoryPolicy
+            | Operation::DescribeImageReplicationStatus
+            | Operation::DescribeImageScanFindings
+            | Operation::DescribeImageSigningStatus
+            | Operation::DescribeImages
+            | Operation::GetDownloadUrlForLayer
+            | Operation::GetLifecyclePolicy
+            | Operation::GetLifecyclePolicyPreview
+            | Operation::GetRepositoryPolicy
+            | Operation::InitiateLayerUpload
+            | Operation::ListImageReferrers
+            | Operation::ListImages
+            | Operation::PutImage
+            | Operation::PutImageScanningConfiguration
+            | Operation::PutImageTagMutability
+            | Operation::PutLifecyclePolicy
+            | Operation::SetRepositoryPolicy
+            | Operation::StartImageScan
+            | Operation::StartLifecyclePolicyPreview
+            | Operation::UpdateImageStorageClass
+            | Operation::UploadLayerPart
+    )
+}
+
 /// The operation an `X-Amz-Target` value names, if any.
 pub fn from_target(target: &str) -> Option<Operation> {
     Operation::from_name(target.strip_prefix(TARGET_PREFIX)?.strip_prefix('.')?)

@@ -31,6 +31,41 @@ async fn unknown_target_is_unknown_operation() {
     assert!(m.contains("MakeCoffee"), "{m}");
 }
 
+// Issue 17: an answer given before the body is read keeps the connection usable the way
+// the OCI adapter's do (berth_http::body, shared): a small unread body is drained and the
+// connection kept; a large one gets `Connection: close`. Also for a body of a known
+// operation announced over the limit.
+#[tokio::test]
+async fn early_answers_drain_small_bodies_and_close_after_large_ones() {
+    let env = Env::new().await;
+    let request = |target: &str, body: Vec<u8>| {
+        Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("host", HOST)
+            .header("x-amz-target", target)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let closes = |a: &Answer| a.headers.get("connection").is_some_and(|v| v == "close");
+    let coffee = "AmazonEC2ContainerRegistry_V20150921.MakeCoffee";
+    let a = env.send(request(coffee, vec![b' '; 1000])).await;
+    assert!(!closes(&a), "{a:?}");
+    a.err("UnknownOperationException");
+    let a = env.send(request(coffee, vec![b' '; 2 << 20])).await;
+    assert!(closes(&a), "{a:?}");
+    a.err("UnknownOperationException");
+    let big = vec![b' '; berth_ecr_api::MAX_BODY + 1];
+    let a = env
+        .send(request(
+            "AmazonEC2ContainerRegistry_V20150921.PutImage",
+            big,
+        ))
+        .await;
+    assert!(closes(&a), "{a:?}");
+    assert!(a.err("InvalidParameterException").contains("exceeds"));
+}
+
 // §1.2: SigV4 failures carry AWS's types and messages.
 #[tokio::test]
 async fn bad_signatures_are_refused_with_aws_types() {
@@ -810,6 +845,32 @@ async fn authorization_comes_before_lookup() {
         m.contains("is not authorized to perform: ecr:DescribeImages"),
         "{m}"
     );
+    // Issue 17: a DescribeRepositories denial names the repository's ARN, as ECR's does.
+    let m = env
+        .call_as(
+            &reader,
+            "DescribeRepositories",
+            json!({"repositoryNames": ["team/b"]}),
+        )
+        .await
+        .err("AccessDeniedException");
+    assert_eq!(
+        m,
+        "User: arn:aws:iam::111111111111:user/reader is not authorized to perform: \
+         ecr:DescribeRepositories on resource: \
+         arn:aws:ecr:us-east-1:111111111111:repository/team/b because no identity-based \
+         policy allows the ecr:DescribeRepositories action"
+    );
+    // A caller who may describe nothing is told so about the registry's repositories.
+    let nobody = user(&env.iam, "lister", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:ListImages","Resource":"*"}]}"#).await;
+    let m = env
+        .call_as(&nobody, "DescribeRepositories", json!({}))
+        .await
+        .err("AccessDeniedException");
+    assert!(
+        m.contains("ecr:DescribeRepositories on resource: arn:aws:ecr:us-east-1:111111111111:repository/* "),
+        "{m}"
+    );
     // A repository that does not exist answers the same.
     env.call_as(
         &reader,
@@ -982,12 +1043,25 @@ async fn resource_tags() {
 }
 
 // Operations of later capabilities answer "not supported yet", never a fake success;
-// every operation the table calls supported is dispatched.
+// every operation the table calls supported is dispatched. Issue 17: before refusing, an
+// unbuilt operation that names a repository (botocore: required `repositoryName`)
+// validates it and looks it up, as ECR would: no name is InvalidParameterException, a
+// missing repository RepositoryNotFoundException, an invalid JSON body
+// SerializationException.
 #[tokio::test]
 async fn dispatch_table_matches_support() {
     let env = Env::new().await;
+    env.create_repo("present").await;
     for op in Operation::ALL {
-        let a = env.call(op.name(), json!({})).await;
+        // Supported operations get an empty body (DeleteRepository must not delete it).
+        let names_repository = berth_ecr_api::operation::names_repository(*op)
+            && berth_ecr_api::support(*op) != Support::Supported;
+        let body = if names_repository {
+            json!({"repositoryName": "present"})
+        } else {
+            json!({})
+        };
+        let a = env.call(op.name(), body).await;
         match berth_ecr_api::support(*op) {
             Support::Supported => assert_ne!(
                 a.error_type(),
@@ -997,6 +1071,22 @@ async fn dispatch_table_matches_support() {
             Support::NotYet(what) => {
                 let m = a.err("UnsupportedOperationException");
                 assert!(m.contains(what) && m.contains(op.name()), "{m}");
+                if names_repository {
+                    let m = env
+                        .call(op.name(), json!({"repositoryName": "absent"}))
+                        .await
+                        .err("RepositoryNotFoundException");
+                    assert_eq!(
+                        m,
+                        format!("The repository with name 'absent' does not exist in the registry with id '{ACCOUNT}'"),
+                        "{op}"
+                    );
+                    let m = env
+                        .call(op.name(), json!({}))
+                        .await
+                        .err("InvalidParameterException");
+                    assert!(m.contains("'repositoryName'"), "{op}: {m}");
+                }
             }
         }
     }

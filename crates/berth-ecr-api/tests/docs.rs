@@ -171,3 +171,32 @@ fn modeled_error_types_are_exception_shapes_of_the_model() {
         );
     }
 }
+
+// Issue 17: `operation::names_repository` is exactly the operations whose botocore input
+// shape requires `repositoryName`, so operations Berth does not serve yet look the
+// repository up where ECR would.
+#[test]
+fn names_repository_matches_the_model() {
+    let Some(model) = botocore_model() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no botocore model in CI (../shared/reference/botocore-ecr or .venv-clients)"
+        );
+        eprintln!("SKIPPED: no botocore model (../shared/reference/botocore-ecr or .venv-clients)");
+        return;
+    };
+    for op in berth_ecr_api::Operation::ALL {
+        let input = model["operations"][op.name()]["input"]["shape"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: no input shape in the model", op.name()));
+        let required = model["shapes"][input]["required"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|m| m == "repositoryName"));
+        assert_eq!(
+            berth_ecr_api::operation::names_repository(*op),
+            required,
+            "{}: names_repository disagrees with the model's {input}",
+            op.name()
+        );
+    }
+}

@@ -1787,3 +1787,25 @@ fn documented_examples_parse() {
     let d = PolicyDocument::parse(id, PolicyKind::Identity).unwrap();
     assert_eq!(d.id(), Some("home"));
 }
+
+/// Issue 17: ECR's SetRepositoryPolicy and PutRegistryPolicy accept a policy whose
+/// statements repeat a `Sid`, while IAM refuses that in identity policies (the
+/// "Sid element (unique)" case above). Both statements of a repeated Sid take effect.
+#[test]
+fn resource_policies_may_repeat_a_sid() {
+    let doc = r#"{"Version":"2012-10-17","Statement":[
+      {"Sid":"Pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:root"},"Action":"ecr:BatchGetImage"},
+      {"Sid":"Pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:root"},"Action":"ecr:GetDownloadUrlForLayer"}]}"#;
+    let d = PolicyDocument::parse(doc, PolicyKind::Resource).unwrap();
+    assert_eq!(d.statements().len(), 2);
+    assert_eq!(d.statements()[0].sid(), d.statements()[1].sid());
+    let identity = doc.replace(
+        r#""Principal":{"AWS":"arn:aws:iam::111111111111:root"},"#,
+        r#""Resource":"*","#,
+    );
+    let e = parse_err(&identity, PolicyKind::Identity);
+    assert!(
+        e.contains(r#"Sid "Pull" is already used by Statement[0]"#),
+        "{e}"
+    );
+}

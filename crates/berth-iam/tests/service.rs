@@ -709,3 +709,59 @@ async fn simulate_anonymous_with_source_ip() {
         "{outside:?}"
     );
 }
+
+/// Issue 17: a service principal (ecs-tasks.amazonaws.com) authenticated with its access
+/// key may get an authorization token for itself, though it has no identity policies (the
+/// only ones that grant ecr:GetAuthorizationToken to others); the token authenticates as
+/// the service and grants nothing by itself: pulling still needs a resource policy naming
+/// the service. Identity policies for a service are refused with a message pointing at
+/// roles, not at a registry policy (which cannot grant a token).
+#[tokio::test]
+async fn service_principals_get_a_token_for_themselves() {
+    let env = Env::new().await;
+    let iam = env.iam(cfg("111111111111")).await;
+    let svc = "ecs-tasks.amazonaws.com";
+    iam.create_principal("111111111111", StoredKind::Service, svc, BTreeMap::new())
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key("111111111111", StoredKind::Service, svc)
+        .await
+        .unwrap();
+    let caller = iam
+        .authenticate_basic(&basic(&key.access_key_id, &key.secret_access_key), None)
+        .await
+        .unwrap();
+    iam.authorize(&caller, EcrAction::GetAuthorizationToken.into(), "*")
+        .await
+        .unwrap();
+    let tok = iam.authorization_token(&caller).await.unwrap();
+    let by_token = iam.authenticate_basic(&tok.token, None).await.unwrap();
+    assert_eq!(by_token.principal.arn(), caller.principal.arn());
+    let repo = iam.repository_arn("production/myapp");
+    assert!(iam
+        .authorize(&by_token, EcrAction::BatchGetImage.into(), &repo)
+        .await
+        .is_err());
+    iam.set_repository_policy(
+        "production/myapp",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"ecr:BatchGetImage"}]}"#,
+    )
+    .await
+    .unwrap();
+    iam.authorize(&by_token, EcrAction::BatchGetImage.into(), &repo)
+        .await
+        .unwrap();
+    let e = iam
+        .put_identity_policy(
+            "111111111111",
+            StoredKind::Service,
+            svc,
+            "pull",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}"#,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("role") && !e.contains("registry policy"), "{e}");
+}

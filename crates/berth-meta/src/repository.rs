@@ -107,7 +107,9 @@ pub trait RepositoryStore: Send + Sync + 'static {
     async fn repository(&self, repo: &RepositoryName) -> Result<Option<RepositoryRecord>>;
     /// Repositories in lexical order of name after `after`, at most `limit`.
     async fn repositories(&self, after: Option<&str>, limit: u32) -> Result<Vec<RepositoryRecord>>;
-    /// Deletes a repository with everything in it; `Ok(None)` if it does not exist.
+    /// Deletes a repository with everything in it, its repository policy included, in
+    /// one transaction (bumping the identity generation when a policy went);
+    /// `Ok(None)` if it does not exist.
     /// Errors: [`crate::MetaError::RepositoryNotEmpty`] if it holds images and `force`
     /// is false.
     async fn delete_repository(

@@ -245,6 +245,20 @@ impl RepositoryStore for SqliteMeta {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // Its repository policy goes in the same transaction (issue 16), so a repository
+        // created later under the name starts without one; the identity generation moves
+        // so every server reloads its policies.
+        let had_policy = sqlx::query("DELETE FROM repository_policies WHERE repository = ?")
+            .bind(repo.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if had_policy {
+            sqlx::query("UPDATE iam_generation SET generation = generation + 1 WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(Some(record))
     }

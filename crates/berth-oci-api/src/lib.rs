@@ -11,7 +11,6 @@
 #![deny(missing_docs)]
 
 pub mod auth;
-pub mod body;
 pub mod endpoint;
 pub mod error;
 pub mod range;
@@ -23,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use berth_core::{media_type, Digest, Reference, RepositoryName, MAX_MANIFEST_BYTES};
+use berth_http::body;
 use berth_iam::{Caller, EcrAction, Iam};
 use berth_registry::Registry;
 use berth_registry::{BlobContent, ByteStream};
@@ -318,31 +318,28 @@ fn listing(body: serde_json::Value, link: Option<HeaderValue>) -> Response {
 /// (ECR's DescribeRepositories shows a caller only what policies let them see).
 async fn catalog(api: &Api, caller: &Caller, params: &Params) -> Res {
     let (n, last) = pagination(params)?;
-    let want = fetch_limit(n);
-    let mut repos = Vec::new();
-    let mut cursor = last.map(str::to_string);
-    // Fetch pages until enough visible names are collected or the listing ends.
-    loop {
-        let page = api.reg.catalog(cursor.as_deref(), 1000).await?;
-        let done = page.len() < 1000;
-        cursor = page.last().cloned();
-        for r in page {
-            if api.iam.is_allowed(
+    let limit = n.map_or(usize::MAX, |n| n as usize);
+    let page = api
+        .reg
+        .visible_repositories(last, limit, |name| {
+            api.iam.is_allowed(
                 caller,
                 EcrAction::DescribeRepositories.into(),
-                &api.iam.repository_arn(&r),
-            ) {
-                repos.push(r);
-                if repos.len() as u64 >= want as u64 {
-                    break;
-                }
-            }
-        }
-        if done || repos.len() as u64 >= want as u64 {
-            break;
-        }
-    }
-    let (repos, link) = paginate("/v2/_catalog", n, repos);
+                &api.iam.repository_arn(name.as_str()),
+            )
+        })
+        .await?;
+    let repos: Vec<String> = page
+        .repositories
+        .into_iter()
+        .map(|r| r.name.to_string())
+        .collect();
+    let link = match (n, repos.last()) {
+        (Some(n), Some(last)) if page.more => Some(hv(&format!(
+            "</v2/_catalog?n={n}&last={last}>; rel=\"next\""
+        ))),
+        _ => None,
+    };
     Ok(listing(serde_json::json!({ "repositories": repos }), link))
 }
 

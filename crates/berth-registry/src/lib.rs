@@ -30,7 +30,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use repositories::MAX_RESOURCE_TAGS;
+pub use repositories::{VisibleRepositories, MAX_RESOURCE_TAGS};
 
 // The domain types of the service's signatures, exported deliberately so adapters name
 // them through the service and never depend on the stores (checked by

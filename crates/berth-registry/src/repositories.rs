@@ -10,6 +10,17 @@ use berth_meta::repository::ImageKey;
 use berth_meta::{ImageRecord, RepositoryRecord, RepositorySettings, TagStatus};
 use bytes::Bytes;
 
+/// One page of [`Registry::visible_repositories`].
+#[derive(Debug, Default)]
+pub struct VisibleRepositories {
+    /// The visible repositories of the page, in lexical order of name.
+    pub repositories: Vec<RepositoryRecord>,
+    /// Whether another visible repository follows the page's last.
+    pub more: bool,
+    /// Whether any repository (visible or not) was found after the starting point.
+    pub scanned_any: bool,
+}
+
 /// Resource tags a repository may carry (ECR's quota).
 pub const MAX_RESOURCE_TAGS: usize = 50;
 
@@ -51,7 +62,46 @@ impl Registry {
         Ok(self.meta.repositories(after, limit).await?)
     }
 
-    /// Deletes a repository; with `force`, also every image in it.
+    /// The repositories `visible` admits, in lexical order of name, after `after`: at most
+    /// `limit` of them, and whether more visible ones follow. The one filtered listing
+    /// behind both the OCI catalog and ECR's DescribeRepositories, so both planes page the
+    /// same way; `visible` is the caller's view (the adapters build it from their
+    /// identity service's `ecr:DescribeRepositories` decision on each repository).
+    /// Hidden repositories are skipped without ending a page early.
+    pub async fn visible_repositories(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        visible: impl Fn(&RepositoryName) -> bool,
+    ) -> Result<VisibleRepositories> {
+        const BATCH: u32 = 1000;
+        let mut cursor = after.map(str::to_string);
+        let mut page = VisibleRepositories::default();
+        loop {
+            let batch = self.meta.repositories(cursor.as_deref(), BATCH).await?;
+            let done = batch.len() < BATCH as usize;
+            for rec in batch {
+                page.scanned_any = true;
+                cursor = Some(rec.name.to_string());
+                if !visible(&rec.name) {
+                    continue;
+                }
+                if page.repositories.len() == limit {
+                    page.more = true;
+                    return Ok(page);
+                }
+                page.repositories.push(rec);
+            }
+            if done {
+                return Ok(page);
+            }
+        }
+    }
+
+    /// Deletes a repository; with `force`, also every image in it. Its repository policy
+    /// goes in the same transaction (ECR: a repository created later under the name has
+    /// none); identity services learn of it through the identity generation, so a caller
+    /// holding one reloads it after this returns (its periodic reload is the backstop).
     /// Errors: [`RegistryError::NameUnknown`], [`RegistryError::RepositoryNotEmpty`].
     pub async fn delete_repository(
         &self,

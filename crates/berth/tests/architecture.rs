@@ -14,6 +14,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("berth-jobs", &["berth-core", "berth-meta"]),
     // Events and event patterns: pure, no storage.
     ("berth-events", &["berth-core"]),
+    // HTTP plumbing both adapters share (early answers and request bodies): no Berth
+    // crate below it.
+    ("berth-http", &[]),
     (
         "berth-registry",
         &["berth-core", "berth-store", "berth-meta"],
@@ -22,11 +25,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // other (DESIGN.md).
     (
         "berth-oci-api",
-        &["berth-core", "berth-registry", "berth-iam"],
+        &["berth-core", "berth-registry", "berth-iam", "berth-http"],
     ),
     (
         "berth-ecr-api",
-        &["berth-core", "berth-registry", "berth-iam"],
+        &["berth-core", "berth-registry", "berth-iam", "berth-http"],
     ),
     // Test fixtures may use everything, the binary's `serve::app` included.
     (
@@ -40,6 +43,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "berth-iam",
             "berth-oci-api",
             "berth-ecr-api",
+            "berth-http",
         ],
     ),
 ];
@@ -51,7 +55,8 @@ const ADAPTERS: &[&str] = &["berth-oci-api", "berth-ecr-api"];
 /// The crate of shared test fixtures: a dev-dependency only.
 const TEST_SUPPORT: &str = "berth-test-support";
 
-/// Crates that only the HTTP adapters and the binary may use.
+/// Crates that only the HTTP adapters, their shared plumbing (berth-http) and the binary
+/// may use.
 const HTTP_CRATES: &[&str] = &["axum", "hyper", "http", "tower-http"];
 
 #[test]
@@ -112,7 +117,7 @@ fn crate_dependencies_point_downward() {
                 "{krate} must not depend on {d} (see ARCHITECTURE.md)"
             );
         }
-        if !["berth-oci-api", "berth-ecr-api", TEST_SUPPORT].contains(krate) {
+        if !["berth-oci-api", "berth-ecr-api", "berth-http", TEST_SUPPORT].contains(krate) {
             for h in HTTP_CRATES {
                 assert!(
                     !have.contains(*h),

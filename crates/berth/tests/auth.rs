@@ -2415,3 +2415,215 @@ fn go_client_keeps_connections_after_early_answers() {
         b.reg.log_tail()
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Workloads: role sessions and service principals (issue 17), and docker under load.
+// ---------------------------------------------------------------------------------
+
+/// The fenced block (of any language) that follows `marker` in the README.
+fn readme_block(marker: &str) -> String {
+    let readme = fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let at = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README.md has no {marker}"));
+    let rest = readme[at + marker.len()..].trim_start_matches('\n');
+    let body = &rest[rest.find('\n').expect("a fenced block") + 1..];
+    body[..body.find("\n```").expect("an unterminated block") + 1].to_string()
+}
+
+/// Issue 17 "Using it": the README's workload examples work verbatim with docker, on one
+/// server.
+/// - A role session (ECS's task execution role): the README's `pull.json`
+///   (`<!-- readme-role-policy -->`, with ecr:GetAuthorizationToken as AWS's managed
+///   AmazonECSTaskExecutionRolePolicy has) on role ECSTaskExecutionRole of account
+///   222222222222, the README's `repo-policy.json` on production/myapp, and the README's
+///   shell block (`role assume --format env`, `berth login | docker login`, `docker pull`)
+///   run by bash as written: the pulled image is the one pushed.
+/// - A service principal (ecs-tasks.amazonaws.com) with its access key: `berth login`
+///   (GetAuthorizationToken) gives it a token, which docker logs in with and pulls the
+///   repository whose policy names `{"Service": …}`; pushing is refused with AWS's
+///   message; the key itself also works as docker's Basic credentials. Before this fix a
+///   service could get no token at all.
+#[test]
+fn role_sessions_and_service_principals_log_in_and_pull_with_docker_as_documented() {
+    const T: &str =
+        "role_sessions_and_service_principals_log_in_and_pull_with_docker_as_documented";
+    if !ready(T, &["docker", "busybox-static"]) {
+        return;
+    }
+    let b = Secured::start(ACCOUNT, &[]);
+    let d = docker();
+    let config = tempfile::tempdir().expect("temp dir");
+    let dk = || {
+        let mut c = d.cmd();
+        c.env("DOCKER_CONFIG", config.path());
+        c
+    };
+    let host = b.reg.host.clone();
+    let login = |l: &Login| {
+        let mut c = dk();
+        c.args(["login", "-u", &l.user, "--password-stdin", &host]);
+        let o = stdin_login(&c, &l.password);
+        assert!(o.success(), "docker login as {}:\n{}", l.user, o.describe());
+    };
+    let image = b.image("production/myapp:1");
+    let image_id = d.build_busybox_image(&image, &unique("workloads"));
+    login(&b.admin.login());
+    run(dk().args(["push", &image]), LONG);
+    run(dk().args(["logout", &host]), SHORT);
+
+    // The role, with the README's policies.
+    b.admin(&["account", "create", OTHER_ACCOUNT, "--name", "partner"]);
+    b.admin(&[
+        "role",
+        "create",
+        "ECSTaskExecutionRole",
+        "--account",
+        OTHER_ACCOUNT,
+    ]);
+    let role_policy: Value =
+        serde_json::from_str(&readme_block("<!-- readme-role-policy -->")).expect("pull.json");
+    b.put_identity_policy(
+        &["--role", "ECSTaskExecutionRole", "--account", OTHER_ACCOUNT],
+        "pull",
+        &role_policy,
+    );
+    let repo_policy: Value =
+        serde_json::from_str(&readme_block("<!-- readme-role-repo-policy -->"))
+            .expect("repo-policy.json");
+    b.set_repository_policy("production/myapp", &repo_policy);
+    b.sync();
+    run(dk().args(["rmi", "-f", &image_id]), SHORT);
+    let script = readme_block("<!-- readme-role-login -->");
+    let berth_bin = PathBuf::from(env!("CARGO_BIN_EXE_berth"));
+    let path = format!(
+        "{}:{}",
+        berth_bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut sh = Command::new("bash");
+    clean_aws_env(&mut sh);
+    sh.args(["-euo", "pipefail", "-c", &script])
+        .env("PATH", path)
+        .env("BERTH", &host)
+        .env("BERTH_DATA_DIR", b.reg.data_dir())
+        .env("DOCKER_HOST", &d.host)
+        .env("DOCKER_CONFIG", config.path());
+    let o = run_unchecked(&mut sh, LONG);
+    assert!(
+        o.success(),
+        "the README's role session block failed:\n{script}\n{}\nserver log:\n{}",
+        o.describe(),
+        b.reg.log_tail()
+    );
+    assert_eq!(
+        d.image_id(&image),
+        image_id,
+        "the image the role session pulled"
+    );
+    run(dk().args(["logout", &host]), SHORT);
+
+    // The service principal, with a repository policy naming it.
+    b.admin(&["service", "create", SERVICE]);
+    let service = b.key(&["--service", SERVICE]);
+    b.set_repository_policy(
+        "production/myapp",
+        &resource_policy(vec![
+            repo_policy["Statement"][0].clone(),
+            statement(
+                "AllowEcsPull",
+                "Allow",
+                json!({ "Service": SERVICE }),
+                &PULL,
+            ),
+        ]),
+    );
+    b.sync();
+    let token = berth_login(&b.url(), &service);
+    assert!(
+        token.success(),
+        "berth login as {SERVICE}:\n{}",
+        token.describe()
+    );
+    run(dk().args(["rmi", "-f", &image_id]), SHORT);
+    login(&Login::token(&password(&token)));
+    run(dk().args(["pull", &image]), LONG);
+    assert_eq!(d.image_id(&image), image_id, "the image {SERVICE} pulled");
+    let other = b.image("production/myapp:from-service");
+    run(dk().args(["tag", &image, &other]), SHORT);
+    let o = run_unchecked(dk().args(["push", &other]), LONG);
+    assert!(
+        !o.success() && format!("{}{}", o.stdout, o.stderr).contains("not authorized to perform"),
+        "{SERVICE} must not push:\n{}",
+        o.describe()
+    );
+    run(dk().args(["logout", &host]), SHORT);
+    run(dk().args(["rmi", "-f", &image_id]), SHORT);
+    login(&service.login());
+    run(dk().args(["pull", &image]), LONG);
+    assert_eq!(d.image_id(&image), image_id, "pulled with the key as Basic");
+    run(dk().args(["logout", &host]), SHORT);
+}
+
+/// Issue 17 "Connections die after a 401 to a request with a body … test … with docker
+/// under load": four `docker push`es of distinct images at once, logged in with a token
+/// (authentication on), all succeed with the digest the registry then serves, and none
+/// reports EOF, a broken pipe or a reset connection.
+#[test]
+fn concurrent_docker_pushes_with_authentication_all_succeed() {
+    const T: &str = "concurrent_docker_pushes_with_authentication_all_succeed";
+    if !ready(T, &["docker", "busybox-static"]) {
+        return;
+    }
+    let b = Secured::start(ACCOUNT, &[]);
+    let d = docker();
+    let config = tempfile::tempdir().expect("temp dir");
+    let token = Login::token(&password(&berth_login(&b.url(), &b.admin)));
+    let mut c = d.cmd();
+    c.env("DOCKER_CONFIG", config.path()).args([
+        "login",
+        "-u",
+        "AWS",
+        "--password-stdin",
+        &b.reg.host,
+    ]);
+    let o = stdin_login(&c, &token.password);
+    assert!(o.success(), "docker login:\n{}", o.describe());
+    let images: Vec<String> = (0..4)
+        .map(|i| {
+            let image = b.image(&format!("load/app{i}:v1"));
+            d.build_busybox_image(&image, &unique("load"));
+            image
+        })
+        .collect();
+    let pushes: Vec<_> = images
+        .iter()
+        .map(|image| {
+            let mut c = d.cmd();
+            c.env("DOCKER_CONFIG", config.path()).args(["push", image]);
+            let image = image.clone();
+            thread::spawn(move || (image, run_unchecked(&mut c, LONG)))
+        })
+        .collect();
+    for p in pushes {
+        let (image, o) = p.join().expect("push thread");
+        let all = format!("{}{}", o.stdout, o.stderr).to_lowercase();
+        assert!(
+            o.success()
+                && !all.contains("eof")
+                && !all.contains("broken pipe")
+                && !all.contains("connection reset"),
+            "docker push {image} under load:\n{}\nserver log:\n{}",
+            o.describe(),
+            b.reg.log_tail()
+        );
+        let pushed = digest_after(&o.stdout, "digest: ")
+            .unwrap_or_else(|| panic!("no digest in docker push output:\n{}", o.describe()));
+        let (repo, tag) = image
+            .split_once('/')
+            .map(|(_, rest)| rest.rsplit_once(':').unwrap())
+            .unwrap();
+        let served = manifest_as(&b, repo, tag, Some(&b.admin.login()));
+        assert_eq!(sha256_digest(&served.body), pushed, "{}", served.describe());
+    }
+}

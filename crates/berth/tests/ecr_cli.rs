@@ -225,6 +225,11 @@ fn aws_cli_manages_a_repository_through_its_whole_life() {
     ]);
     assert_eq!(m["imageTagMutability"], "MUTABLE");
 
+    // Principals of a repository policy must be of accounts the registry knows.
+    berth_admin(
+        &reg,
+        &["account", "create", "222222222222", "--name", "partner"],
+    );
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadOnly","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:root"},"Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer"]}]}"#;
     let pf = file(tmp.path(), "policy.json", policy.as_bytes());
     aws.ok(&[
@@ -500,6 +505,169 @@ fn aws_cli_refuses_bad_credentials_and_bad_input() {
     assert!(e.contains("lifecycle policies"), "{e}");
 }
 
+/// Issue 17 with the real AWS CLI, on one server:
+/// - SetRepositoryPolicy accepts repeated `Sid`s (ECR does); PutRegistryPolicy takes any
+///   ECR action (the registry policy's V2 scope, "all ECR actions");
+/// - a repository policy naming a principal of an account the registry does not know, or
+///   a `Resource` that is not an ECR ARN, is ECR's `InvalidParameterException`
+///   "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository
+///   policy provided'", and nothing is stored;
+/// - operations of capabilities not built yet look the repository up first:
+///   RepositoryNotFoundException for a missing one, UnsupportedOperationException else;
+/// - DeleteRepository --force takes the repository policy with it (issue 16, one
+///   transaction): a repository re-created under the name has none
+///   (RepositoryPolicyNotFoundException).
+#[test]
+fn aws_cli_policy_checks_and_unbuilt_operations_follow_ecr() {
+    const T: &str = "aws_cli_policy_checks_and_unbuilt_operations_follow_ecr";
+    if !require(T, &["aws"]) {
+        return;
+    }
+    let reg = Registry::start_secured(&[]);
+    let aws = Aws::admin(&reg);
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = "team/policies";
+    aws.ok(&["create-repository", "--repository-name", repo]);
+    let account = aws.ok(&["describe-registry"])["registryId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let set = |name: &str, policy: &str| {
+        let pf = file(tmp.path(), name, policy.as_bytes());
+        vec![
+            "set-repository-policy".to_string(),
+            "--repository-name".into(),
+            repo.into(),
+            "--policy-text".into(),
+            format!("file://{pf}"),
+        ]
+    };
+
+    // Repeated Sids are accepted, and the policy is returned byte for byte.
+    let twice = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Pull","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"ecr:BatchGetImage"}},{{"Sid":"Pull","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"ecr:GetDownloadUrlForLayer"}}]}}"#
+    );
+    let v = set("twice.json", &twice);
+    aws.ok(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        aws.ok(&["get-repository-policy", "--repository-name", repo])["policyText"],
+        twice.as_str()
+    );
+
+    // Outside the registry: refused with ECR's wording, and the stored policy is kept.
+    for (file_name, policy, detail) in [
+        (
+            "unknown-account.json",
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"X","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:role/Deployer"},"Action":"ecr:BatchGetImage"}]}"#.to_string(),
+            "is in account 999999999999, which this registry does not know",
+        ),
+        (
+            "not-ecr.json",
+            format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{account}"}},"Action":"ecr:BatchGetImage","Resource":"arn:aws:s3:::bucket/*"}}]}}"#),
+            r#"Resource "arn:aws:s3:::bucket/*" is not an ECR ARN"#,
+        ),
+    ] {
+        let v = set(file_name, &policy);
+        let e = aws.fails(
+            &v.iter().map(String::as_str).collect::<Vec<_>>(),
+            "InvalidParameterException",
+        );
+        assert!(
+            e.contains(
+                "Invalid parameter at 'PolicyText' failed to satisfy constraint: \
+                 'Invalid repository policy provided'"
+            ) && e.contains(detail),
+            "{file_name}: {e}"
+        );
+    }
+    assert_eq!(
+        aws.ok(&["get-repository-policy", "--repository-name", repo])["policyText"],
+        twice.as_str()
+    );
+
+    // The registry policy's V2 scope: every ECR action may be granted.
+    let registry = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"All","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":["ecr:*","ecr:StartImageScan","ecr:PutLifecyclePolicy","ecr:CreatePullThroughCacheRule"],"Resource":"arn:aws:ecr:us-east-1:{account}:repository/*"}}]}}"#
+    );
+    let pf = file(tmp.path(), "registry.json", registry.as_bytes());
+    aws.ok(&[
+        "put-registry-policy",
+        "--policy-text",
+        &format!("file://{pf}"),
+    ]);
+    assert_eq!(
+        aws.ok(&["get-registry-policy"])["policyText"],
+        registry.as_str()
+    );
+    aws.ok(&["delete-registry-policy"]);
+
+    // Operations not built yet: the repository is looked up first.
+    let lifecycle = file(
+        tmp.path(),
+        "lifecycle.json",
+        br#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
+    );
+    let lifecycle = format!("file://{lifecycle}");
+    let calls: [Vec<&str>; 4] = [
+        vec!["get-lifecycle-policy"],
+        vec!["start-image-scan", "--image-id", "imageTag=latest"],
+        vec![
+            "describe-image-scan-findings",
+            "--image-id",
+            "imageTag=latest",
+        ],
+        vec![
+            "put-lifecycle-policy",
+            "--lifecycle-policy-text",
+            &lifecycle,
+        ],
+    ];
+    for call in &calls {
+        let mut missing = call.clone();
+        missing.extend(["--repository-name", "team/missing"]);
+        let e = aws.fails(&missing, "RepositoryNotFoundException");
+        assert!(
+            e.contains(&format!(
+                "The repository with name 'team/missing' does not exist in the registry with id '{account}'"
+            )),
+            "{}: {e}",
+            call[0]
+        );
+        let mut present = call.clone();
+        present.extend(["--repository-name", repo]);
+        aws.fails(&present, "UnsupportedOperationException");
+    }
+
+    // DeleteRepository --force with an image and a policy, then the name again: no policy.
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layer = b"a layer, so the repository is not empty";
+    upload_layer(&aws, tmp.path(), repo, config, 1 << 20);
+    upload_layer(&aws, tmp.path(), repo, layer, 1 << 20);
+    let m = manifest(config, layer);
+    let mf = file(tmp.path(), "manifest.json", m.as_bytes());
+    aws.ok(&[
+        "put-image",
+        "--repository-name",
+        repo,
+        "--image-tag",
+        "v1",
+        "--image-manifest",
+        &format!("file://{mf}"),
+    ]);
+    aws.fails(
+        &["delete-repository", "--repository-name", repo],
+        "RepositoryNotEmptyException",
+    );
+    aws.ok(&["delete-repository", "--repository-name", repo, "--force"]);
+    aws.ok(&["create-repository", "--repository-name", repo]);
+    let e = aws.fails(
+        &["get-repository-policy", "--repository-name", repo],
+        "RepositoryPolicyNotFoundException",
+    );
+    assert!(e.contains("Repository policy does not exist"), "{e}");
+}
+
 /// `berth admin --data-dir <the server's> <args>`, which must succeed; its stdout.
 fn berth_admin(reg: &Registry, args: &[&str]) -> String {
     let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
@@ -563,6 +731,11 @@ fn aws_repository_policy_from_the_issue_governs_real_pulls() {
     assert!(o.success(), "{}", o.describe());
     let id = d.build_busybox_image(&image, &unique("myapp"));
     let digest = d.push(&image);
+    // The policy names a role of account 222222222222, which must be known first.
+    berth_admin(
+        &reg,
+        &["account", "create", "222222222222", "--name", "partner"],
+    );
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"AllowECSPull","Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":["ecr:GetDownloadUrlForLayer","ecr:BatchGetImage","ecr:BatchCheckLayerAvailability"]},{"Sid":"AllowCrossAccountPull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:role/ECSTaskExecutionRole"},"Action":["ecr:GetDownloadUrlForLayer","ecr:BatchGetImage"]}]}"#;
     let pf = file(tmp.path(), "policy.json", policy.as_bytes());
     aws.ok(&[
@@ -586,10 +759,6 @@ fn aws_repository_policy_from_the_issue_governs_real_pulls() {
     let ecs = berth_admin(
         &reg,
         &["key", "create", "--service", "ecs-tasks.amazonaws.com"],
-    );
-    berth_admin(
-        &reg,
-        &["account", "create", "222222222222", "--name", "partner"],
     );
     let mut sessions = Vec::new();
     for role in ["ECSTaskExecutionRole", "OtherRole"] {

@@ -10,12 +10,28 @@ use berth_iam::IamError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// A refused policy in ECR's words (`Invalid parameter at 'PolicyText' failed to satisfy
+/// constraint: 'Invalid repository policy provided'`, issue 17), followed by what is wrong
+/// with it. `kind` is `repository` or `registry`.
+fn policy_error(kind: &str, e: IamError) -> EcrError {
+    match e {
+        IamError::InvalidPolicy(m) => EcrError::new(
+            EcrErrorType::InvalidParameterException,
+            format!(
+                "Invalid parameter at 'PolicyText' failed to satisfy constraint: \
+                 'Invalid {kind} policy provided': {m}"
+            ),
+        ),
+        e => iam_error(e),
+    }
+}
+
 fn iam_error(e: IamError) -> EcrError {
     match e {
-        IamError::InvalidPolicy(m) => EcrError::invalid_parameter("policyText", m),
-        IamError::Invalid(m) | IamError::NotFound(m) | IamError::AlreadyExists(m) => {
-            EcrError::new(EcrErrorType::InvalidParameterException, m)
-        }
+        IamError::Invalid(m)
+        | IamError::InvalidPolicy(m)
+        | IamError::NotFound(m)
+        | IamError::AlreadyExists(m) => EcrError::new(EcrErrorType::InvalidParameterException, m),
         e => EcrError::server(e),
     }
 }
@@ -100,7 +116,7 @@ pub(super) async fn set_repository_policy(ctx: &Ctx<'_>, body: &[u8]) -> Result<
     ctx.iam
         .set_repository_policy(name.as_str(), &text)
         .await
-        .map_err(iam_error)?;
+        .map_err(|e| policy_error("repository", e))?;
     Ok(repository_policy(ctx, &name, text))
 }
 
@@ -157,7 +173,7 @@ pub(super) async fn put_registry_policy(ctx: &Ctx<'_>, body: &[u8]) -> Result<Va
     ctx.iam
         .put_registry_policy(&text)
         .await
-        .map_err(iam_error)?;
+        .map_err(|e| policy_error("registry", e))?;
     Ok(registry_policy(ctx, text))
 }
 

@@ -42,12 +42,43 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
         O::GetRegistryPolicy => access::get_registry_policy(ctx, body).await,
         O::DeleteRegistryPolicy => access::delete_registry_policy(ctx, body).await,
         O::DescribeRegistry => access::describe_registry(ctx, body).await,
-        op => Err(not_yet(op)),
+        op => not_yet(ctx, op, body).await,
     }
 }
 
+/// The members every operation naming a repository has (botocore input shapes).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RepositoryTarget {
+    registry_id: Option<String>,
+    repository_name: Option<String>,
+}
+
+/// An operation Berth does not serve yet: the input is checked as far as ECR would
+/// before anything else (valid JSON; for an operation naming a repository
+/// ([`operation::names_repository`](crate::operation::names_repository)), its
+/// `registryId` and `repositoryName`, the authorisation on the repository, and that the
+/// repository exists), then `UnsupportedOperationException`. One mechanism for every
+/// such operation, driven by the model's input shapes, not per-operation code.
+async fn not_yet(ctx: &Ctx<'_>, op: Operation, body: &[u8]) -> Result<Value, EcrError> {
+    if crate::operation::names_repository(op) {
+        let r: RepositoryTarget = crate::wire::parse(body)?;
+        ctx.check_registry(r.registry_id.as_deref())?;
+        let name =
+            crate::validate::required_repository(r.repository_name.as_deref(), "repositoryName")?;
+        ctx.authorize_repo(&name).await?;
+        ctx.registry
+            .repository(&name)
+            .await
+            .map_err(|e| registry_error(ctx, name.as_str(), e))?;
+    } else {
+        let _: Value = crate::wire::parse(body)?;
+    }
+    Err(unsupported(op))
+}
+
 /// The answer to an operation Berth does not serve yet.
-fn not_yet(op: Operation) -> EcrError {
+fn unsupported(op: Operation) -> EcrError {
     let what = match support(op) {
         Support::NotYet(capability) => capability,
         Support::Supported => "this operation",

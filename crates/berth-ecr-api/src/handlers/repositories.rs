@@ -118,43 +118,26 @@ pub(super) async fn describe(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
         }
         return Ok(json!({ "repositories": out }));
     }
-    let mut after = match &r.next_token {
+    let after = match &r.next_token {
         Some(t) => Some(page::decode(t, "repositories", 1)?.remove(0)),
         None => None,
     };
     // Only repositories the caller may describe are listed. Policies are evaluated
     // without recording each one; the listing as a whole is recorded below.
     let action = ctx.op.into();
-    let mut out = Vec::new();
-    let mut more = false;
-    let mut seen_any = false;
-    'scan: loop {
-        let batch = ctx
-            .registry
-            .repositories(after.as_deref(), 1000)
-            .await
-            .map_err(|e| registry_error(ctx, "", e))?;
-        let done = batch.len() < 1000;
-        for rec in batch {
-            seen_any = true;
-            after = Some(rec.name.to_string());
-            let arn = ctx.iam.repository_arn(rec.name.as_str());
-            if !ctx.iam.is_allowed(&ctx.caller, action, &arn) {
-                continue;
-            }
-            if out.len() == limit as usize {
-                more = true;
-                break 'scan;
-            }
-            out.push(rec);
-        }
-        if done {
-            break;
-        }
-    }
+    let page = ctx
+        .registry
+        .visible_repositories(after.as_deref(), limit as usize, |name| {
+            ctx.iam
+                .is_allowed(&ctx.caller, action, &ctx.iam.repository_arn(name.as_str()))
+        })
+        .await
+        .map_err(|e| registry_error(ctx, "", e))?;
+    let (out, more, seen_any) = (page.repositories, page.more, page.scanned_any);
     if out.is_empty() && (seen_any || r.next_token.is_none()) {
-        // Nothing visible: say why if the caller may not list at all.
-        ctx.authorize("*").await?;
+        // Nothing visible: say why if the caller may not list at all, naming the
+        // repositories of this registry as ECR does (`…:repository/*`).
+        ctx.authorize(&ctx.iam.repository_arn("*")).await?;
     } else if !out.is_empty() {
         ctx.authorize(&ctx.iam.repository_arn(out[0].name.as_str()))
             .await?;
@@ -191,10 +174,10 @@ pub(super) async fn delete(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError
         .delete_repository(&name, r.force.unwrap_or(false))
         .await
         .map_err(|e| registry_error(ctx, name.as_str(), e))?;
-    // The repository's policy goes with it, so a new repository of that name starts
-    // without one.
-    if let Err(e) = ctx.iam.delete_repository_policy(name.as_str()).await {
-        tracing::warn!(repository = %name, error = %e, "deleting the policy of a deleted repository failed");
+    // The repository's policy went in the same transaction; bring the policy snapshot up
+    // to date now rather than at the next reload tick.
+    if let Err(e) = ctx.iam.reload().await {
+        tracing::warn!(repository = %name, error = %e, "reloading policies after deleting a repository failed; the periodic reload will catch up");
     }
     Ok(json!({ "repository": ctx.repository_json(&record) }))
 }

@@ -88,7 +88,8 @@ impl PolicyDocument {
     /// * the text is a JSON object with only `Version`, `Id`, `Statement`;
     /// * `Version`, when present, is `"2012-10-17"` or `"2008-10-17"`;
     /// * `Statement` is one statement object or a non-empty list of them; `Sid`s are
-    ///   unique;
+    ///   unique in identity policies (ECR accepts repeated `Sid`s in its resource
+    ///   policies, so those may repeat);
     /// * each statement has `Effect` `"Allow"`/`"Deny"`, exactly one of `Action`/
     ///   `NotAction` (each `"*"` or `service:name` with `*`/`?` wildcards), at most one of
     ///   `Resource`/`NotResource` (each `"*"` or a six-part ARN) and, for identity policies,
@@ -153,7 +154,10 @@ impl PolicyDocument {
                 )));
             };
             let st = Statement::parse(index, obj, kind, variables)?;
-            if let Some(sid) = &st.sid {
+            // IAM refuses duplicate Sids in identity policies; ECR accepts them in
+            // repository and registry policies (issue 17), so resource policies may
+            // repeat one.
+            if let (Some(sid), PolicyKind::Identity) = (&st.sid, kind) {
                 if let Some(prev) = statements
                     .iter()
                     .find(|p: &&Statement| p.sid.as_deref() == Some(sid))

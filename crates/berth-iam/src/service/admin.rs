@@ -5,12 +5,24 @@ use super::*;
 
 impl Iam {
     /// Validates and stores a repository policy (ECR SetRepositoryPolicy; ≤ 10240 chars).
+    ///
+    /// Besides the grammar, the policy must stay inside this registry (issue 17, as ECR
+    /// refuses such policies): every principal ARN or account ID names an account this
+    /// registry knows, and every `Resource`/`NotResource` is an ECR ARN. Errors:
+    /// [`IamError::InvalidPolicy`] naming the statement and the offending value.
     pub async fn set_repository_policy(
         &self,
         repository: &str,
         text: &str,
     ) -> Result<(), IamError> {
         validate_policy(text, PolicyKind::Resource)?;
+        // An account `berth admin` just created counts at once, not after the next tick.
+        self.refresh().await;
+        {
+            let snap = self.snapshot();
+            repository_policy_scope(text, |a| snap.accounts.contains_key(a))
+                .map_err(IamError::InvalidPolicy)?;
+        }
         self.inner
             .store
             .set_repository_policy(repository, Some(text))
@@ -299,7 +311,12 @@ impl Iam {
     ) -> Result<(), IamError> {
         if kind == StoredKind::Service {
             return Err(IamError::Invalid(
-                "service principals have no identity policies; grant them access with a repository or registry policy".into(),
+                "service principals have no identity policies: what a service may do is what \
+                 repository and registry policies naming {\"Service\": \"<name>\"} allow (it \
+                 may always get an authorization token for itself). For identity policies, \
+                 give the workload a role, as ECS does with its task execution role: \
+                 `berth admin role create`, `policy put --role`, `role assume`"
+                    .into(),
             ));
         }
         check_name("policy", policy_name)?;
@@ -375,5 +392,116 @@ impl Iam {
         let cutoff = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
             - max_age.as_millis() as i64;
         Ok(self.inner.store.prune_audit(cutoff).await?)
+    }
+}
+
+/// Checks what the grammar cannot: that a repository policy (already parsed as valid)
+/// names only principals of accounts `known` admits and only ECR ARNs (or ARN patterns)
+/// as resources. The error names the statement and the value.
+pub(super) fn repository_policy_scope(
+    text: &str,
+    known: impl Fn(&str) -> bool,
+) -> Result<(), String> {
+    let Ok(serde_json::Value::Object(top)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Ok(()); // the grammar check reported it
+    };
+    let statements: Vec<&serde_json::Value> = match top.get("Statement") {
+        Some(serde_json::Value::Array(items)) => items.iter().collect(),
+        Some(one) => vec![one],
+        None => Vec::new(),
+    };
+    let strings = |v: Option<&serde_json::Value>| -> Vec<String> {
+        match v {
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    for (i, st) in statements.iter().enumerate() {
+        let at = match st.get("Sid").and_then(|s| s.as_str()) {
+            Some(sid) => format!("Statement[{i}] (Sid \"{sid}\")"),
+            None => format!("Statement[{i}]"),
+        };
+        for field in ["Principal", "NotPrincipal"] {
+            for p in strings(st.get(field).and_then(|p| p.get("AWS"))) {
+                let account = if p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit()) {
+                    Some(p.as_str())
+                } else {
+                    p.split(':').nth(4)
+                };
+                if let Some(a) = account.filter(|a| !a.is_empty() && !known(a)) {
+                    return Err(format!(
+                        "{at}: {field} \"{p}\" is in account {a}, which this registry does not \
+                         know (create it with `berth admin account create {a}`)"
+                    ));
+                }
+            }
+        }
+        for field in ["Resource", "NotResource"] {
+            for r in strings(st.get(field)) {
+                let mut parts = r.splitn(4, ':');
+                let ecr = parts.next() == Some("arn")
+                    && parts.next().is_some_and(|p| !p.is_empty())
+                    && parts.next() == Some("ecr");
+                if !ecr {
+                    return Err(format!(
+                        "{at}: {field} \"{r}\" is not an ECR ARN \
+                         (arn:aws:ecr:<region>:<account>:repository/<name>); a repository \
+                         policy may also leave Resource out to mean its repository"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository_policy_scope;
+
+    fn check(policy: &str) -> Result<(), String> {
+        repository_policy_scope(policy, |a| a == "111111111111" || a == "222222222222")
+    }
+
+    /// Issue 17: principals of known accounts (ID, root, user, role, session), `*` and
+    /// service principals pass; ECR ARNs pass as resources.
+    #[test]
+    fn policies_inside_the_registry_pass() {
+        check(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":["111111111111","arn:aws:iam::222222222222:root","arn:aws:iam::111111111111:user/u","arn:aws:iam::222222222222:role/r","arn:aws:sts::222222222222:assumed-role/r/s"],"Service":"ecs-tasks.amazonaws.com"},"Action":"ecr:*","Resource":"arn:aws:ecr:us-east-1:111111111111:repository/x"}]}"#).unwrap();
+        check(r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"ecr:BatchGetImage"}}"#)
+            .unwrap();
+        check(r#"{"Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":"111111111111"},"Action":"ecr:*","NotResource":["arn:aws:ecr:*:*:repository/a*"]}]}"#).unwrap();
+    }
+
+    /// Issue 17: a principal in an unknown account, or a Resource that is not an ECR ARN,
+    /// is refused with the statement and value named.
+    #[test]
+    fn principals_of_unknown_accounts_and_foreign_resources_are_refused() {
+        let e = check(r#"{"Statement":[{"Sid":"x","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:role/r"},"Action":"ecr:*"}]}"#).unwrap_err();
+        assert!(e.starts_with(r#"Statement[0] (Sid "x"): Principal "arn:aws:iam::999999999999:role/r" is in account 999999999999"#), "{e}");
+        let e = check(r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"ecr:*"},{"Effect":"Deny","NotPrincipal":{"AWS":"999999999999"},"Action":"ecr:*"}]}"#).unwrap_err();
+        assert!(
+            e.starts_with(
+                r#"Statement[1]: NotPrincipal "999999999999" is in account 999999999999"#
+            ),
+            "{e}"
+        );
+        let e = check(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:*","Resource":"arn:aws:s3:::bucket"}]}"#).unwrap_err();
+        assert!(
+            e.starts_with(r#"Statement[0]: Resource "arn:aws:s3:::bucket" is not an ECR ARN"#),
+            "{e}"
+        );
+        let e = check(
+            r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:*","Resource":"*"}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with(r#"Statement[0]: Resource "*" is not an ECR ARN"#),
+            "{e}"
+        );
     }
 }

@@ -63,6 +63,23 @@ impl Iam {
         if p.kind == PrincipalKind::Anonymous && self.inner.cfg.allow_anonymous {
             return None;
         }
+        if p.kind == PrincipalKind::Service
+            && action.eq_ignore_ascii_case(EcrAction::GetAuthorizationToken.as_str())
+        {
+            // A service principal has no identity policies, the only ones that can grant
+            // ecr:GetAuthorizationToken, yet it authenticates with its own access key. The
+            // token carries no rights of its own (each request made with it is judged by
+            // the repository and registry policies naming the service, as the key is), so
+            // a service may always get one for itself (issue 17).
+            return Some(policy::Decision {
+                allowed: true,
+                reason: policy::DecisionReason::Allowed {
+                    policy: "the service principal rule (a token for itself)".into(),
+                    sid: None,
+                },
+                denied_by: None,
+            });
+        }
         let snap = self.snapshot();
         let identity_key = match &p.kind {
             PrincipalKind::User => Some((p.account.to_string(), StoredKind::User, p.name.clone())),
