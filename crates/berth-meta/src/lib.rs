@@ -193,9 +193,11 @@ pub struct PutOutcome {
 
 /// Registry metadata. Methods taking `create: bool` create the repository when it is
 /// missing and `create` is true, and fail with [`MetaError::RepositoryNotFound`] otherwise.
-/// Repository settings and image listings are the [`RepositoryStore`] half.
+/// Repository settings and image listings are the [`RepositoryStore`] half; the event
+/// configuration (EventBridge rules, targets, connections, API destinations) is the
+/// [`EventConfigStore`] part.
 #[async_trait::async_trait]
-pub trait MetaStore: RepositoryStore + Send + Sync + 'static {
+pub trait MetaStore: RepositoryStore + EventConfigStore + Send + Sync + 'static {
     /// Whether the repository exists.
     async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool>;
     /// Creates a repository; returns false if it already existed.

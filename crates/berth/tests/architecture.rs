@@ -28,6 +28,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "berth-ecr-api",
         &["berth-core", "berth-registry", "berth-iam"],
     ),
+    // The EventBridge API (issue 8): also the pure event-pattern language.
+    (
+        "berth-events-api",
+        &["berth-registry", "berth-iam", "berth-events"],
+    ),
     // Test fixtures may use everything, the binary's `serve::app` included.
     (
         "berth-test-support",
@@ -40,13 +45,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "berth-iam",
             "berth-oci-api",
             "berth-ecr-api",
+            "berth-events-api",
         ],
     ),
 ];
 
 /// The adapters' source directories: they must not name the stores' crates at all (not
 /// even through a re-export), so storage record types cannot leak into the wire code.
-const ADAPTERS: &[&str] = &["berth-oci-api", "berth-ecr-api"];
+const ADAPTERS: &[&str] = &["berth-oci-api", "berth-ecr-api", "berth-events-api"];
 
 /// The crate of shared test fixtures: a dev-dependency only.
 const TEST_SUPPORT: &str = "berth-test-support";
@@ -112,7 +118,14 @@ fn crate_dependencies_point_downward() {
                 "{krate} must not depend on {d} (see ARCHITECTURE.md)"
             );
         }
-        if !["berth-oci-api", "berth-ecr-api", TEST_SUPPORT].contains(krate) {
+        if ![
+            "berth-oci-api",
+            "berth-ecr-api",
+            "berth-events-api",
+            TEST_SUPPORT,
+        ]
+        .contains(krate)
+        {
             for h in HTTP_CRATES {
                 assert!(
                     !have.contains(*h),
