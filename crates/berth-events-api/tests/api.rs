@@ -159,6 +159,31 @@ async fn rule_constraints() {
     call(&env, "ListConnections", json!({"NextToken": token}))
         .await
         .err("ValidationException");
+    // NamePrefix is a literal prefix: `_` (valid in names) is no wildcard.
+    call(
+        &env,
+        "PutRule",
+        json!({"Name": "a_1", "EventPattern": "{}"}),
+    )
+    .await
+    .ok();
+    call(
+        &env,
+        "PutRule",
+        json!({"Name": "ab1", "EventPattern": "{}"}),
+    )
+    .await
+    .ok();
+    let l = call(&env, "ListRules", json!({"NamePrefix": "a_"}))
+        .await
+        .ok();
+    let names: Vec<&str> = l["Rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a_1"]);
 }
 
 // CreateConnection: exactly the parameters of the authorization type; OAuth is refused
