@@ -238,7 +238,7 @@ mod tests {
             AuthError::SigV4(SigV4Error::Malformed("m".into())),
             AuthError::SigV4(SigV4Error::SignatureMismatch),
             AuthError::WrongRegion("a".into(), "b".into()),
-            AuthError::WrongService("s".into()),
+            AuthError::WrongService("s".into(), "ecr".into()),
             AuthError::Presign("p".into()),
         ];
         for e in errors {

@@ -7,8 +7,9 @@
 //! `ecr:<OperationName>` (AWS Service Authorization Reference, "Actions defined by Amazon
 //! Elastic Container Registry"). The OCI Distribution API has no actions of its own; ECR
 //! checks the ECR action of the equivalent operation (ECR_REFERENCE §4.2), so the OCI
-//! adapter uses these too. Later services (EventBridge `events:*`, STS `sts:*`, Secrets
-//! Manager `secretsmanager:*`) add a variant to [`Action`] and a list like [`EcrAction`].
+//! adapter uses these too. The EventBridge API's actions are [`EventsAction`]
+//! (`events:<OperationName>`). Later services (STS `sts:*`, Secrets Manager
+//! `secretsmanager:*`) add a variant to [`Action`] and a list like [`EcrAction`].
 
 use std::fmt;
 
@@ -119,11 +120,115 @@ impl EcrAction {
     }
 }
 
+macro_rules! events_actions {
+    ($($name:ident,)*) => {
+        /// An EventBridge API operation (botocore `events` 2015-10-07 model), which is also
+        /// the IAM action `events:<Name>` that authorises it (AWS Service Authorization
+        /// Reference, "Actions defined by Amazon EventBridge").
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventsAction {
+            $(
+                #[doc = concat!("`events:", stringify!($name), "`")]
+                $name,
+            )*
+        }
+
+        impl EventsAction {
+            /// Every EventBridge action, in the model's (alphabetical) order.
+            pub const ALL: &'static [EventsAction] = &[$(EventsAction::$name,)*];
+
+            /// The operation's name, as in `X-Amz-Target` after `AWSEvents.` (`PutRule`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(EventsAction::$name => stringify!($name),)*
+                }
+            }
+
+            /// The IAM action name as policies write it (`events:PutRule`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventsAction::$name => concat!("events:", stringify!($name)),)*
+                }
+            }
+        }
+    };
+}
+
+events_actions! {
+    ActivateEventSource,
+    CancelReplay,
+    CreateApiDestination,
+    CreateArchive,
+    CreateConnection,
+    CreateEndpoint,
+    CreateEventBus,
+    CreatePartnerEventSource,
+    DeactivateEventSource,
+    DeauthorizeConnection,
+    DeleteApiDestination,
+    DeleteArchive,
+    DeleteConnection,
+    DeleteEndpoint,
+    DeleteEventBus,
+    DeletePartnerEventSource,
+    DeleteRule,
+    DescribeApiDestination,
+    DescribeArchive,
+    DescribeConnection,
+    DescribeEndpoint,
+    DescribeEventBus,
+    DescribeEventSource,
+    DescribePartnerEventSource,
+    DescribeReplay,
+    DescribeRule,
+    DisableRule,
+    EnableRule,
+    ListApiDestinations,
+    ListArchives,
+    ListConnections,
+    ListEndpoints,
+    ListEventBuses,
+    ListEventSources,
+    ListPartnerEventSourceAccounts,
+    ListPartnerEventSources,
+    ListReplays,
+    ListRuleNamesByTarget,
+    ListRules,
+    ListTagsForResource,
+    ListTargetsByRule,
+    PutEvents,
+    PutPartnerEvents,
+    PutPermission,
+    PutRule,
+    PutTargets,
+    RemovePermission,
+    RemoveTargets,
+    StartReplay,
+    TagResource,
+    TestEventPattern,
+    UntagResource,
+    UpdateApiDestination,
+    UpdateArchive,
+    UpdateConnection,
+    UpdateEndpoint,
+    UpdateEventBus,
+}
+
+impl EventsAction {
+    /// The action whose operation name is `name` (`PutRule`; exact case, as
+    /// `X-Amz-Target` carries it).
+    pub fn from_name(name: &str) -> Option<EventsAction> {
+        EventsAction::ALL.iter().copied().find(|a| a.name() == name)
+    }
+}
+
 /// An IAM action Berth authorises. Closed: adding a service adds a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
     /// `ecr:*` actions.
     Ecr(EcrAction),
+    /// `events:*` actions (the EventBridge API, issue 8).
+    Events(EventsAction),
 }
 
 impl Action {
@@ -131,6 +236,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Ecr(a) => a.as_str(),
+            Action::Events(a) => a.as_str(),
         }
     }
 
@@ -146,6 +252,12 @@ impl Action {
                 .copied()
                 .find(|a| a.name().eq_ignore_ascii_case(action))
                 .map(Action::Ecr)
+        } else if service.eq_ignore_ascii_case("events") {
+            EventsAction::ALL
+                .iter()
+                .copied()
+                .find(|a| a.name().eq_ignore_ascii_case(action))
+                .map(Action::Events)
         } else {
             None
         }
@@ -159,6 +271,18 @@ impl From<EcrAction> for Action {
 }
 
 impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<EventsAction> for Action {
+    fn from(a: EventsAction) -> Action {
+        Action::Events(a)
+    }
+}
+
+impl fmt::Display for EventsAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -192,5 +316,18 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), n, "no action listed twice");
         assert_eq!(n, 62, "the ECR model's 62 operations");
+        assert_eq!(
+            EventsAction::ALL.len(),
+            57,
+            "the EventBridge model's 57 operations"
+        );
+        assert_eq!(
+            Action::parse("events:putrule"),
+            Some(Action::Events(EventsAction::PutRule))
+        );
+        assert_eq!(
+            Action::Events(EventsAction::PutRule).as_str(),
+            "events:PutRule"
+        );
     }
 }

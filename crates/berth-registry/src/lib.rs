@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+pub mod event_config;
 pub mod pulls;
 mod repositories;
 

@@ -233,6 +233,46 @@ pub fn ecr_request(key: &Key, op: &str, body: &str, time: SystemTime) -> Request
         .expect("a valid request")
 }
 
+/// An EventBridge API call as the AWS CLI and boto3 send it: `POST /` to [`HOST`],
+/// `X-Amz-Target: AWSEvents.<op>`, the raw `body`, signed with SigV4 by `key` for
+/// `service` (`events` for a correct call) in [`REGION`] at `time`.
+pub fn events_request(
+    key: &Key,
+    op: &str,
+    body: &str,
+    service: &str,
+    time: SystemTime,
+) -> Request<Body> {
+    let target = format!("AWSEvents.{op}");
+    let headers = [
+        ("host", HOST),
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target.as_str()),
+    ];
+    let added = berth_iam::sigv4::sign(
+        "POST",
+        &format!("http://{HOST}/"),
+        &headers,
+        body.as_bytes(),
+        &key.id,
+        &key.secret,
+        None,
+        REGION,
+        service,
+        time,
+    )
+    .expect("signing the request");
+    let mut req = Request::builder().method("POST").uri("/");
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    for (k, v) in &added {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    req.body(Body::from(body.to_string()))
+        .expect("a valid request")
+}
+
 /// The digest string `sha256:<64 hex>` of `data` (OCI image-spec, descriptor.md
 /// "Digests"). Computed with `sha2` directly, not with `berth-core`, so a test that
 /// checks what Berth served against it does not trust Berth's own digest code.

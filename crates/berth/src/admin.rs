@@ -61,6 +61,21 @@ pub enum AdminCommand {
     RegistryPolicy(RegistryPolicyCmd),
     /// Query the audit trail of authentication and authorisation decisions.
     Audit(AuditArgs),
+    /// Events: what the EventBridge API does not show (issue 8).
+    #[command(subcommand)]
+    Events(EventsCmd),
+}
+
+/// Events commands.
+#[derive(Debug, Subcommand)]
+pub enum EventsCmd {
+    /// Print the signing secret of an API destination: the HMAC-SHA256 key of the
+    /// `X-Berth-Signature` header on its deliveries (never shown by the EventBridge API).
+    #[command(name = "destination-secret")]
+    DestinationSecret {
+        /// The API destination's name (as given to `aws events create-api-destination`).
+        name: String,
+    },
 }
 
 /// Account commands.
@@ -656,6 +671,13 @@ async fn command(iam: &Iam, meta: &SqliteMeta, cmd: AdminCommand) -> anyhow::Res
                 }
             }
         },
+        AdminCommand::Events(EventsCmd::DestinationSecret { name }) => {
+            use berth_meta::EventConfigStore;
+            match meta.api_destination(&name).await? {
+                Some(d) => println!("{}", d.signing_secret),
+                None => anyhow::bail!("API destination {name} does not exist"),
+            }
+        }
         AdminCommand::RegistryPolicy(c) => match c {
             RegistryPolicyCmd::Put { text } => {
                 iam.put_registry_policy(&text.read()?).await?;

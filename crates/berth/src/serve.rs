@@ -107,7 +107,8 @@ async fn metrics_endpoint(State(ops): State<Ops>) -> String {
 
 /// The whole HTTP app that `berth serve` serves: the OCI Distribution API on `/v2/`
 /// (`berth_oci_api::router`), the ECR API on `POST /` with `X-Amz-Target`
-/// (`berth_ecr_api::router`), and the operations endpoints `/healthz`, `/readyz` and
+/// (`berth_ecr_api::router`), the EventBridge API on `POST /` with
+/// `X-Amz-Target: AWSEvents.*` (`berth_events_api::router`), and the operations endpoints `/healthz`, `/readyz` and
 /// `/metrics` (rendered from `metrics`), with the request-metrics, tracing and
 /// catch-panic layers. It holds no socket: tests drive it in process with
 /// `tower::ServiceExt::oneshot` (see `berth-test-support`), so they exercise exactly the
@@ -127,8 +128,33 @@ pub fn app_with(registry: Registry, iam: Iam, metrics: PrometheusHandle, ecr: Ec
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_endpoint))
         .with_state(ops);
-    berth_oci_api::router(registry.clone(), iam.clone())
-        .merge(berth_ecr_api::router_with(registry, iam, ecr))
+    // `POST /` is shared by the awsJson APIs: `X-Amz-Target: AWSEvents.*` is the
+    // EventBridge API, anything else the ECR API (which answers unknown targets).
+    let events_api = berth_events_api::router(&registry, iam.clone());
+    let ecr_api = berth_ecr_api::router_with(registry.clone(), iam.clone(), ecr);
+    let aws = Router::new().route(
+        "/",
+        axum::routing::any(move |req: axum::extract::Request| {
+            let target = req
+                .headers()
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok());
+            let api = if berth_events_api::is_events_target(target) {
+                events_api.clone()
+            } else {
+                ecr_api.clone()
+            };
+            async move {
+                use tower::ServiceExt;
+                match api.oneshot(req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                }
+            }
+        }),
+    );
+    berth_oci_api::router(registry, iam)
+        .merge(aws)
         .merge(ops_routes)
         .layer(axum::middleware::from_fn(track))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -31,6 +31,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "berth-ecr-api",
         &["berth-core", "berth-registry", "berth-iam", "berth-http"],
     ),
+    // The EventBridge API (issue 8): also the pure event-pattern language.
+    (
+        "berth-events-api",
+        &["berth-registry", "berth-iam", "berth-events", "berth-http"],
+    ),
     // Test fixtures may use everything, the binary's `serve::app` included.
     (
         "berth-test-support",
@@ -44,13 +49,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "berth-oci-api",
             "berth-ecr-api",
             "berth-http",
+            "berth-events-api",
         ],
     ),
 ];
 
 /// The adapters' source directories: they must not name the stores' crates at all (not
 /// even through a re-export), so storage record types cannot leak into the wire code.
-const ADAPTERS: &[&str] = &["berth-oci-api", "berth-ecr-api"];
+const ADAPTERS: &[&str] = &["berth-oci-api", "berth-ecr-api", "berth-events-api"];
 
 /// The crate of shared test fixtures: a dev-dependency only.
 const TEST_SUPPORT: &str = "berth-test-support";
@@ -117,7 +123,15 @@ fn crate_dependencies_point_downward() {
                 "{krate} must not depend on {d} (see ARCHITECTURE.md)"
             );
         }
-        if !["berth-oci-api", "berth-ecr-api", "berth-http", TEST_SUPPORT].contains(krate) {
+        if ![
+            "berth-oci-api",
+            "berth-ecr-api",
+            "berth-events-api",
+            "berth-http",
+            TEST_SUPPORT,
+        ]
+        .contains(krate)
+        {
             for h in HTTP_CRATES {
                 assert!(
                     !have.contains(*h),

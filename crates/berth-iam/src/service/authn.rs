@@ -214,6 +214,17 @@ impl Iam {
         req: &SignedRequest<'_>,
         source_ip: Option<IpAddr>,
     ) -> Result<Caller, AuthError> {
+        self.authenticate_sigv4_for(req, source_ip, "ecr").await
+    }
+
+    /// [`Iam::authenticate_sigv4`] for another AWS service of Berth's listener: the
+    /// credential scope must name `service` (`events` for the EventBridge API).
+    pub async fn authenticate_sigv4_for(
+        &self,
+        req: &SignedRequest<'_>,
+        source_ip: Option<IpAddr>,
+        service: &str,
+    ) -> Result<Caller, AuthError> {
         let parsed = sigv4::parse(req);
         let who = parsed
             .as_ref()
@@ -222,9 +233,9 @@ impl Iam {
         let parsed = parsed.map_err(AuthError::from);
         let mut r = parsed
             .clone()
-            .and_then(|auth| self.verify_sigv4(req, &auth));
+            .and_then(|auth| self.verify_sigv4(req, &auth, service));
         if matches!(&r, Err(e) if e.may_be_stale()) && self.refresh().await {
-            r = parsed.and_then(|auth| self.verify_sigv4(req, &auth));
+            r = parsed.and_then(|auth| self.verify_sigv4(req, &auth, service));
         }
         match r {
             Ok(principal) => Ok(Caller {
@@ -244,6 +255,7 @@ impl Iam {
         &self,
         req: &SignedRequest<'_>,
         auth: &sigv4::Authorization,
+        service: &str,
     ) -> Result<Principal, AuthError> {
         let snap = self.snapshot();
         let akid = &auth.access_key_id;
@@ -264,8 +276,11 @@ impl Iam {
                 return Err(AuthError::ExpiredCredentials(akid.clone()));
             }
         }
-        if auth.service != "ecr" {
-            return Err(AuthError::WrongService(auth.service.clone()));
+        if auth.service != service {
+            return Err(AuthError::WrongService(
+                auth.service.clone(),
+                service.to_string(),
+            ));
         }
         if auth.region != self.inner.cfg.region {
             return Err(AuthError::WrongRegion(

@@ -97,7 +97,10 @@ impl Iam {
             })
             .unwrap_or_default();
         let mut resource_policies: Vec<NamedPolicy<'_>> = Vec::with_capacity(2);
-        if !action.eq_ignore_ascii_case(EcrAction::GetAuthorizationToken.as_str()) {
+        // Repository and registry policies are ECR's resource policies: they govern
+        // `ecr:*` actions only (EventBridge resources have none in Berth).
+        let ecr_action = action.len() > 4 && action[..4].eq_ignore_ascii_case("ecr:");
+        if ecr_action && !action.eq_ignore_ascii_case(EcrAction::GetAuthorizationToken.as_str()) {
             if let Some(repo) = resource.strip_prefix(self.inner.repo_arn_prefix.as_str()) {
                 if let Some((_, doc)) = snap.repository_policies.get(repo) {
                     resource_policies.push(NamedPolicy {

@@ -178,9 +178,9 @@ pub enum AuthError {
     /// The credential scope names another region.
     #[error("Credential should be scoped to a valid region, not '{0}'. This registry serves region '{1}'.")]
     WrongRegion(String, String),
-    /// The credential scope names another service.
-    #[error("Credential should be scoped to correct service: 'ecr', not '{0}'.")]
-    WrongService(String),
+    /// The credential scope names another service (the one given, the one expected).
+    #[error("Credential should be scoped to correct service: '{1}', not '{0}'.")]
+    WrongService(String, String),
     /// A presigned URL that failed verification.
     #[error("presigned URL refused: {0}")]
     Presign(String),
