@@ -13,10 +13,12 @@
 #![deny(missing_docs)]
 
 pub mod changes;
+pub mod events;
 pub mod iam;
 pub mod jobs;
 pub mod repository;
 pub mod sqlite;
+mod sqlite_events;
 mod sqlite_iam;
 pub mod sqlite_jobs;
 mod sqlite_repository;
@@ -25,6 +27,7 @@ use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
 
 pub use berth_core::{TagMutability, TagRules};
 pub use changes::{Change, ChangeHook, Hooks, NoJobs};
+pub use events::EventConfigStore;
 pub use iam::IamStore;
 pub use jobs::JobStore;
 pub use repository::{
@@ -85,6 +88,35 @@ pub enum MetaError {
         /// How many it would have.
         count: usize,
         /// The limit.
+        max: usize,
+    },
+    /// An event-configuration resource a write needs does not exist (`kind`: `rule`,
+    /// `connection` — then `name` is the connection ARN asked for — or
+    /// `api destination`).
+    #[error("{kind} {name} does not exist")]
+    EventConfigNotFound {
+        /// What kind of resource.
+        kind: &'static str,
+        /// Its name (or ARN).
+        name: String,
+    },
+    /// Creating an event-configuration resource found its name taken.
+    #[error("{kind} {name} already exists")]
+    EventConfigExists {
+        /// What kind of resource (`connection`, `api destination`).
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// A rule cannot be deleted while it has targets (EventBridge's DeleteRule).
+    #[error("rule {0} still has targets")]
+    RuleHasTargets(String),
+    /// Adding targets would exceed the per-rule quota.
+    #[error("rule {rule} would have more than {max} targets")]
+    TooManyTargets {
+        /// The rule.
+        rule: String,
+        /// The quota ([`events::MAX_TARGETS_PER_RULE`]).
         max: usize,
     },
     /// Stored data failed to parse (corruption or a newer schema).
