@@ -61,6 +61,12 @@ pub enum AdminCommand {
     RegistryPolicy(RegistryPolicyCmd),
     /// Query the audit trail of authentication and authorisation decisions.
     Audit(AuditArgs),
+    /// Background jobs (event fan-out and delivery, …): list, show, retry, cancel.
+    #[command(subcommand)]
+    Jobs(crate::admin_jobs::JobsCmd),
+    /// Events: the webhook delivery log.
+    #[command(subcommand)]
+    Events(crate::admin_jobs::EventsCmd),
 }
 
 /// Account commands.
@@ -459,6 +465,8 @@ fn list_principals(iam: &Iam, a: &AccountOpt, kind: StoredKind) {
 
 async fn command(iam: &Iam, meta: &SqliteMeta, cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Jobs(c) => crate::admin_jobs::jobs(meta, c).await?,
+        AdminCommand::Events(c) => crate::admin_jobs::events(meta, c).await?,
         AdminCommand::Account(c) => match c {
             AccountCmd::Create { id, name } => {
                 iam.create_account(&id, name.as_deref().unwrap_or(&id))

@@ -153,6 +153,9 @@ async fn shutdown_signal() {
     );
 }
 
+/// How long running background jobs may take to finish at shutdown.
+const JOB_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Runs the registry until SIGTERM or Ctrl-C.
 pub async fn run(s: Settings) -> anyhow::Result<()> {
     let _log_guard = init_logging(&s)?;
@@ -185,6 +188,10 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         .context("opening metadata database")?;
     let meta = Arc::new(meta);
     let iam = crate::identity::open(&s, meta.clone(), true).await?;
+    crate::events::apply_declarations(&s, &meta, &iam).await?;
+    // Background work: one runner for every job kind (berth-jobs); content changes
+    // enqueue their jobs in their own transactions through the registry's hook.
+    let (runner, hook) = crate::events::pipeline(&s, meta.clone(), &iam)?;
     let registry = Registry::new(
         Arc::new(store),
         meta.clone(),
@@ -194,7 +201,9 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
             // The embedded SQLite database has one writer: this process.
             manifest_cache: true,
         },
-    );
+    )
+    .with_job_hook(hook);
+    let jobs = runner.start();
 
     // Background tasks stop when `stop` is sent, between two rounds, and are awaited at
     // shutdown (issue 16: drained, not aborted).
@@ -294,6 +303,14 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
             tracing::warn!(error = %e, "the {name} ended abnormally");
         }
     }
+    // Jobs in flight get a deadline to finish; the rest run again after their leases
+    // expire (in this process at its next start, or in another one).
+    let report = jobs.shutdown(JOB_DRAIN_DEADLINE).await;
+    tracing::info!(
+        finished = report.finished,
+        abandoned = report.abandoned,
+        "background jobs stopped"
+    );
     // Pull times recorded since the janitor's last flush.
     if let Err(e) = flusher.flush_pulls().await {
         tracing::warn!(error = %e, "recording pull times at shutdown failed");

@@ -14,6 +14,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("berth-jobs", &["berth-core", "berth-meta"]),
     // Events and event patterns: pure, no storage.
     ("berth-events", &["berth-core"]),
+    // The event pipeline: hooks, fan-out and webhook delivery on the job queue.
+    (
+        "berth-eventbus",
+        &["berth-core", "berth-meta", "berth-jobs", "berth-events"],
+    ),
     (
         "berth-registry",
         &["berth-core", "berth-store", "berth-meta"],
