@@ -7,6 +7,39 @@ use berth_meta::jobs::NewJob;
 use berth_meta::{sqlite_jobs, SqliteMeta};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// One fan-out's deliveries waiting to be written, and where to say it is done.
+type Batch = (Vec<NewJob>, oneshot::Sender<Result<(), String>>);
+
+/// Writes the deliveries of concurrent fan-outs in one transaction per batch (group
+/// commit): one fsync for many events instead of one each.
+async fn writer(meta: Arc<SqliteMeta>, mut rx: mpsc::Receiver<Batch>, waker: Option<Waker>) {
+    let mut buf: Vec<Batch> = Vec::with_capacity(64);
+    while rx.recv_many(&mut buf, 64).await > 0 {
+        let now = crate::now_ms();
+        let result = async {
+            let mut tx = meta.begin_write().await?;
+            for (jobs, _) in &buf {
+                for j in jobs {
+                    sqlite_jobs::enqueue(&mut tx, j, now).await?;
+                }
+            }
+            tx.commit().await?;
+            Ok::<_, berth_meta::MetaError>(())
+        }
+        .await
+        .map_err(|e| format!("enqueueing deliveries: {e}"));
+        if result.is_ok() {
+            if let Some(w) = &waker {
+                w.wake();
+            }
+        }
+        for (_, done) in buf.drain(..) {
+            let _ = done.send(result.clone());
+        }
+    }
+}
 
 /// Handler of [`crate::FANOUT`] jobs: matches the event against every enabled rule's
 /// `event_pattern` and enqueues, in one transaction, a [`DELIVER`] job per target of
@@ -14,20 +47,18 @@ use std::sync::Arc;
 /// cannot be delivered here and are skipped with a warning. A rule whose stored pattern
 /// no longer parses matches nothing (and is logged).
 pub struct FanOut {
-    meta: Arc<SqliteMeta>,
     targets: Arc<TargetCache>,
-    waker: Option<Waker>,
+    batches: mpsc::Sender<Batch>,
 }
 
 impl FanOut {
     /// A fan-out over `meta`'s job queue and `targets`' rules; `waker` wakes this
-    /// process's runner after deliveries were enqueued.
+    /// process's runner after deliveries were enqueued. Must be called inside a Tokio
+    /// runtime: it starts the task that writes deliveries in batches.
     pub fn new(meta: Arc<SqliteMeta>, targets: Arc<TargetCache>, waker: Option<Waker>) -> FanOut {
-        FanOut {
-            meta,
-            targets,
-            waker,
-        }
+        let (batches, rx) = mpsc::channel(256);
+        tokio::spawn(writer(meta, rx, waker));
+        FanOut { targets, batches }
     }
 }
 
@@ -42,7 +73,7 @@ impl JobHandler for FanOut {
         let event: Value = serde_json::from_str(text)
             .map_err(|e| JobError::Permanent(format!("event is not JSON: {e}")))?;
         let event_id = event["id"].as_str().unwrap_or_default().to_string();
-        let rules = self.targets.fresh().await.map_err(JobError::Retryable)?;
+        let rules = self.targets.current().await.map_err(JobError::Retryable)?;
         let now = crate::now_ms();
         let mut jobs = Vec::new();
         for r in rules.iter() {
@@ -91,19 +122,17 @@ impl JobHandler for FanOut {
                 );
             }
         }
-        if !jobs.is_empty() {
-            let err = |e: berth_meta::MetaError| JobError::Retryable(format!("enqueueing: {e}"));
-            let mut tx = self.meta.begin_write().await.map_err(err)?;
-            for j in &jobs {
-                sqlite_jobs::enqueue(&mut tx, j, now).await.map_err(err)?;
-            }
-            tx.commit()
+        let n = jobs.len();
+        if n > 0 {
+            let (done, wait) = oneshot::channel();
+            self.batches
+                .send((jobs, done))
                 .await
-                .map_err(|e| JobError::Retryable(format!("enqueueing: {e}")))?;
-            if let Some(w) = &self.waker {
-                w.wake();
-            }
+                .map_err(|_| JobError::Retryable("delivery writer stopped".into()))?;
+            wait.await
+                .map_err(|_| JobError::Retryable("delivery writer stopped".into()))?
+                .map_err(JobError::Retryable)?;
         }
-        Ok(json!({ "event_id": event_id, "deliveries": jobs.len() }))
+        Ok(json!({ "event_id": event_id, "deliveries": n }))
     }
 }

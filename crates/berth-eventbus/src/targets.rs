@@ -13,6 +13,8 @@ pub struct TargetCache {
     store: Arc<dyn EventConfigStore>,
     ttl: Duration,
     cached: Mutex<Option<(Instant, Arc<Vec<DeliverableRule>>)>>,
+    /// The rules with the configuration generation they were read at.
+    current: Mutex<Option<(i64, Arc<Vec<DeliverableRule>>)>>,
 }
 
 impl TargetCache {
@@ -22,10 +24,30 @@ impl TargetCache {
             store,
             ttl,
             cached: Mutex::new(None),
+            current: Mutex::new(None),
         }
     }
 
-    /// Every enabled rule, read now (no cache): what fan-out matches against.
+    /// Every enabled rule as the database has it now: what fan-out matches against.
+    /// Reads the configuration's generation counter (bumped by every write) and re-reads
+    /// the rules only when it moved. Errors: the database failed (as text).
+    pub async fn current(&self) -> Result<Arc<Vec<DeliverableRule>>, String> {
+        let generation = self
+            .store
+            .event_config_generation()
+            .await
+            .map_err(|e| format!("reading event rules: {e}"))?;
+        if let Some((g, rules)) = &*self.current.lock().await {
+            if *g == generation {
+                return Ok(rules.clone());
+            }
+        }
+        let rules = self.fresh().await?;
+        *self.current.lock().await = Some((generation, rules.clone()));
+        Ok(rules)
+    }
+
+    /// Every enabled rule, read now (no cache).
     /// Errors: the database failed (as text).
     pub async fn fresh(&self) -> Result<Arc<Vec<DeliverableRule>>, String> {
         let rules = Arc::new(
