@@ -7,6 +7,7 @@ pub mod admin;
 mod admin_jobs;
 pub mod config;
 pub mod events;
+mod housekeeping;
 mod identity;
 pub mod login;
 pub mod serve;

@@ -746,6 +746,12 @@ fn receiver_down_for_30_s_then_everything_arrives() {
                 metrics.contains("berth_jobs_failed_total{kind=\"event.deliver\"}"),
                 "{metrics}"
             );
+            // Housekeeping runs on the same queue (issue 8: one way background work
+            // happens): the janitor's first tick enqueued upload expiry and audit pruning.
+            for kind in ["housekeeping.expire_uploads", "housekeeping.prune_audit"] {
+                let jobs = b.admin(&["jobs", "list", "--kind", kind, "--state", "succeeded"]);
+                assert!(!jobs.as_array().unwrap().is_empty(), "{kind}: {jobs}");
+            }
             break;
         }
         assert!(
