@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod changes;
 pub mod events;
 pub mod iam;
 pub mod jobs;
@@ -25,6 +26,7 @@ mod sqlite_repository;
 use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
 
 pub use berth_core::{TagMutability, TagRules};
+pub use changes::{Change, ChangeHook, Hooks, NoJobs};
 pub use events::EventConfigStore;
 pub use iam::IamStore;
 pub use jobs::JobStore;
@@ -222,6 +224,9 @@ pub trait MetaStore: RepositoryStore + EventConfigStore + Send + Sync + 'static 
     /// it — one transaction that first checks every referenced blob and child manifest.
     /// Errors: [`MetaError::TagImmutable`] if the tag exists, points at another manifest
     /// and the repository's [`TagRules`] make it immutable (nothing is stored then).
+    /// If the PUT changed something (a new manifest, a tag created or moved), the jobs
+    /// `hook` returns for [`Change::ManifestPut`] are enqueued in the same transaction.
+    #[allow(clippy::too_many_arguments)]
     async fn put_manifest(
         &self,
         repo: &RepositoryName,
@@ -230,6 +235,7 @@ pub trait MetaStore: RepositoryStore + EventConfigStore + Send + Sync + 'static 
         body: &[u8],
         tag: Option<&Tag>,
         create: bool,
+        hook: &dyn ChangeHook,
     ) -> Result<PutOutcome>;
     /// A manifest by tag.
     async fn manifest_by_tag(
@@ -257,9 +263,22 @@ pub trait MetaStore: RepositoryStore + EventConfigStore + Send + Sync + 'static 
     ) -> Result<Option<ManifestHead>>;
     /// Deletes a manifest and every tag pointing at it; false if it did not exist.
     /// Errors: [`MetaError::Referenced`] if an index in the repository references it.
-    async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
-    /// Deletes one tag; false if it did not exist.
-    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool>;
+    /// The jobs `hook` returns for [`Change::ManifestDeleted`] are enqueued in the same
+    /// transaction.
+    async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        hook: &dyn ChangeHook,
+    ) -> Result<bool>;
+    /// Deletes one tag; false if it did not exist. The jobs `hook` returns for
+    /// [`Change::TagDeleted`] are enqueued in the same transaction.
+    async fn delete_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        hook: &dyn ChangeHook,
+    ) -> Result<bool>;
     /// Tags in lexical order after `last`, at most `limit`.
     async fn list_tags(
         &self,

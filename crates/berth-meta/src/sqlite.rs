@@ -10,6 +10,7 @@
 //! process committed would fail at its first write (`SQLITE_BUSY_SNAPSHOT`) instead of
 //! waiting its turn under the busy timeout.
 
+use crate::changes::{now_ms, Change, ChangeHook};
 use crate::{
     IndexChild, ManifestHead, ManifestRow, MetaError, MetaStore, PutOutcome, Referrer, Result,
 };
@@ -41,6 +42,23 @@ pub(crate) fn now() -> i64 {
 fn parse_digest(s: String) -> Result<Digest> {
     s.parse()
         .map_err(|e| MetaError::Corrupt(format!("stored digest {s:?}: {e}")))
+}
+
+/// Enqueues a change's jobs in its transaction, commits, and tells the hook.
+async fn commit_with_jobs(
+    mut tx: Transaction<'static, Sqlite>,
+    jobs: &[crate::jobs::NewJob],
+    hook: &dyn ChangeHook,
+) -> Result<()> {
+    let now = now_ms();
+    for job in jobs {
+        crate::sqlite_jobs::enqueue(&mut tx, job, now).await?;
+    }
+    tx.commit().await?;
+    if !jobs.is_empty() {
+        hook.committed();
+    }
+    Ok(())
 }
 
 impl SqliteMeta {
@@ -260,6 +278,7 @@ impl MetaStore for SqliteMeta {
         body: &[u8],
         tag: Option<&Tag>,
         create: bool,
+        hook: &dyn ChangeHook,
     ) -> Result<PutOutcome> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let (id, created_repository) = ensure_repository(&mut tx, repo, create).await?;
@@ -401,7 +420,20 @@ impl MetaStore for SqliteMeta {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        let changed = inserted || (tag.is_some() && !tag_unchanged);
+        let jobs = if changed {
+            hook.jobs(&Change::ManifestPut {
+                repository: repo,
+                digest,
+                tag,
+                media_type: &parsed.media_type,
+                manifest_existed: !inserted,
+                previous_tag_target: previous_tag_target.as_ref(),
+            })
+        } else {
+            Vec::new()
+        };
+        commit_with_jobs(tx, &jobs, hook).await?;
         Ok(PutOutcome {
             created_repository,
             previous_tag_target,
@@ -445,7 +477,12 @@ impl MetaStore for SqliteMeta {
             .await
     }
 
-    async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+    async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        hook: &dyn ChangeHook,
+    ) -> Result<bool> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some((id,)) = sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = ?")
             .bind(repo.as_str())
@@ -465,23 +502,58 @@ impl MetaStore for SqliteMeta {
         {
             return Err(MetaError::Referenced { child: digest.clone(), parent: parse_digest(parent)? });
         }
+        // The tags that go with it (ON DELETE CASCADE), for the change's jobs.
+        let tags: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM tags WHERE repository_id = ? AND digest = ? ORDER BY name",
+        )
+        .bind(id)
+        .bind(&d)
+        .fetch_all(&mut *tx)
+        .await?;
         let n = sqlx::query("DELETE FROM manifests WHERE repository_id = ? AND digest = ?")
             .bind(id)
             .bind(&d)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        tx.commit().await?;
+        let jobs = if n > 0 {
+            hook.jobs(&Change::ManifestDeleted {
+                repository: repo,
+                digest,
+                tags: &tags,
+            })
+        } else {
+            Vec::new()
+        };
+        commit_with_jobs(tx, &jobs, hook).await?;
         Ok(n > 0)
     }
 
-    async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?")
-            .bind(repo.as_str())
-            .bind(tag.as_str())
-            .execute(&self.writer)
-            .await?;
-        Ok(r.rows_affected() > 0)
+    async fn delete_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        hook: &dyn ChangeHook,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let deleted: Option<String> = sqlx::query_scalar(
+            "DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ? \
+             RETURNING digest",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let jobs = match &deleted {
+            Some(d) => hook.jobs(&Change::TagDeleted {
+                repository: repo,
+                tag,
+                digest: &parse_digest(d.clone())?,
+            }),
+            None => Vec::new(),
+        };
+        commit_with_jobs(tx, &jobs, hook).await?;
+        Ok(deleted.is_some())
     }
 
     async fn list_tags(

@@ -25,7 +25,7 @@ mod repositories;
 use berth_core::{
     Digest, ManifestError, NameError, ParsedManifest, Reference, RepositoryName, Tag,
 };
-use berth_meta::{MetaError, MetaStore};
+use berth_meta::{ChangeHook, MetaError, MetaStore, NoJobs};
 use berth_store::{BlobStore, StoreError};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -38,6 +38,8 @@ pub use repositories::{VisibleRepositories, MAX_RESOURCE_TAGS};
 // `crates/berth/tests/architecture.rs`). Storage backends and their traits are not here:
 // only the binary wires them.
 pub use berth_core::{TagMutability, TagRules};
+pub use berth_meta::changes::{Change, ChangeHook as JobHook, Hooks};
+pub use berth_meta::jobs::NewJob;
 pub use berth_meta::repository::{Encryption, ImageKey};
 pub use berth_meta::{
     ImageRecord, IndexChild, ManifestHead, ManifestRow, Referrer, RepositoryRecord,
@@ -331,6 +333,7 @@ pub struct Registry {
     cfg: Arc<RegistryConfig>,
     cache: Option<Arc<cache::ManifestCache>>,
     pulls: Arc<pulls::PullRecorder>,
+    hook: Arc<dyn ChangeHook>,
 }
 
 impl Registry {
@@ -349,7 +352,18 @@ impl Registry {
             cfg: Arc::new(cfg),
             cache,
             pulls: Arc::default(),
+            hook: Arc::new(NoJobs),
         }
+    }
+
+    /// The same registry with `hook` deciding which background jobs each content change
+    /// causes (events, later replication and scans): every manifest PUT, manifest delete
+    /// and tag delete, from either API, hands it to the metadata store, which enqueues
+    /// the jobs in the transaction that makes the change (`berth_meta::changes`).
+    /// Compose several features' hooks with [`Hooks`].
+    pub fn with_job_hook(mut self, hook: Arc<dyn JobHook>) -> Registry {
+        self.hook = hook;
+        self
     }
 
     /// The blob store (for metrics).
@@ -554,7 +568,15 @@ impl Registry {
         };
         let stored = self
             .meta
-            .put_manifest(repo, &digest, &parsed, &body, tag, self.cfg.create_on_push)
+            .put_manifest(
+                repo,
+                &digest,
+                &parsed,
+                &body,
+                tag,
+                self.cfg.create_on_push,
+                self.hook.as_ref(),
+            )
             .await;
         // Invalidate even on failure: the transaction may have committed before an error.
         self.invalidate_cache();
@@ -653,8 +675,8 @@ impl Registry {
         reference: &Reference,
     ) -> Result<()> {
         let found = match reference {
-            Reference::Digest(d) => self.meta.delete_manifest(repo, d).await,
-            Reference::Tag(t) => self.meta.delete_tag(repo, t).await,
+            Reference::Digest(d) => self.meta.delete_manifest(repo, d, self.hook.as_ref()).await,
+            Reference::Tag(t) => self.meta.delete_tag(repo, t, self.hook.as_ref()).await,
         };
         self.invalidate_cache();
         let found = found?;

@@ -245,7 +245,15 @@ impl Registry {
         };
         let stored = self
             .meta
-            .put_manifest(repo, &digest, &parsed, &body, tag, false)
+            .put_manifest(
+                repo,
+                &digest,
+                &parsed,
+                &body,
+                tag,
+                false,
+                self.hook.as_ref(),
+            )
             .await;
         self.invalidate_cache();
         let change = ManifestChange::new(&stored?, tag);

@@ -61,21 +61,12 @@ pub enum AdminCommand {
     RegistryPolicy(RegistryPolicyCmd),
     /// Query the audit trail of authentication and authorisation decisions.
     Audit(AuditArgs),
-    /// Events: what the EventBridge API does not show (issue 8).
+    /// Background jobs (event fan-out and delivery, …): list, show, retry, cancel.
     #[command(subcommand)]
-    Events(EventsCmd),
-}
-
-/// Events commands.
-#[derive(Debug, Subcommand)]
-pub enum EventsCmd {
-    /// Print the signing secret of an API destination: the HMAC-SHA256 key of the
-    /// `X-Berth-Signature` header on its deliveries (never shown by the EventBridge API).
-    #[command(name = "destination-secret")]
-    DestinationSecret {
-        /// The API destination's name (as given to `aws events create-api-destination`).
-        name: String,
-    },
+    Jobs(crate::admin_jobs::JobsCmd),
+    /// Events: the webhook delivery log and API destinations' signing secrets.
+    #[command(subcommand)]
+    Events(crate::admin_jobs::EventsCmd),
 }
 
 /// Account commands.
@@ -474,6 +465,8 @@ fn list_principals(iam: &Iam, a: &AccountOpt, kind: StoredKind) {
 
 async fn command(iam: &Iam, meta: &SqliteMeta, cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Jobs(c) => crate::admin_jobs::jobs(meta, c).await?,
+        AdminCommand::Events(c) => crate::admin_jobs::events(meta, c).await?,
         AdminCommand::Account(c) => match c {
             AccountCmd::Create { id, name } => {
                 iam.create_account(&id, name.as_deref().unwrap_or(&id))
@@ -671,13 +664,6 @@ async fn command(iam: &Iam, meta: &SqliteMeta, cmd: AdminCommand) -> anyhow::Res
                 }
             }
         },
-        AdminCommand::Events(EventsCmd::DestinationSecret { name }) => {
-            use berth_meta::EventConfigStore;
-            match meta.api_destination(&name).await? {
-                Some(d) => println!("{}", d.signing_secret),
-                None => anyhow::bail!("API destination {name} does not exist"),
-            }
-        }
         AdminCommand::RegistryPolicy(c) => match c {
             RegistryPolicyCmd::Put { text } => {
                 iam.put_registry_policy(&text.read()?).await?;

@@ -142,6 +142,61 @@ pub struct Settings {
     #[arg(long, env = "BERTH_PUBLIC_HOST", value_name = "HOST")]
     pub public_host: Option<String>,
 
+    /// Delay before the first retry of a failed webhook delivery, in milliseconds; it
+    /// doubles per attempt (with jitter) up to `event_retry_max_secs`, until the target's
+    /// retry policy (default 185 retries or 24 hours) runs out.
+    #[arg(
+        long,
+        env = "BERTH_EVENT_RETRY_INITIAL_MS",
+        value_name = "MS",
+        default_value = "1000"
+    )]
+    pub event_retry_initial_ms: u64,
+
+    /// The longest delay between two attempts of a webhook delivery, in seconds.
+    #[arg(
+        long,
+        env = "BERTH_EVENT_RETRY_MAX_SECS",
+        value_name = "SECS",
+        default_value = "300"
+    )]
+    pub event_retry_max_secs: u64,
+
+    /// Seconds one webhook delivery may take, connection included (EventBridge API
+    /// destinations allow 5).
+    #[arg(
+        long,
+        env = "BERTH_EVENT_DELIVERY_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value = "5"
+    )]
+    pub event_delivery_timeout_secs: u64,
+
+    /// Webhook deliveries this process makes at once.
+    #[arg(
+        long,
+        env = "BERTH_EVENT_DELIVERY_CONCURRENCY",
+        value_name = "N",
+        default_value = "32"
+    )]
+    pub event_delivery_concurrency: usize,
+
+    /// Seconds a job's lease lasts without a heartbeat: the jobs of a process that died
+    /// run again this long after its last heartbeat (at least 1).
+    #[arg(
+        long,
+        env = "BERTH_JOB_LEASE_SECS",
+        value_name = "SECS",
+        default_value = "30"
+    )]
+    pub job_lease_secs: u64,
+
+    /// Event rules and their webhook targets declared in the config file (`[[events.rules]]`;
+    /// no flag).
+    #[arg(skip)]
+    #[serde(default)]
+    pub events: crate::events::EventDeclarations,
+
     /// Identities declared in the config file (`[iam]` table; no flag).
     #[arg(skip)]
     #[serde(default)]
@@ -280,6 +335,15 @@ impl Settings {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
             "region {r:?} must be lowercase letters, digits and '-', like us-east-1"
         );
+        anyhow::ensure!(
+            self.event_delivery_timeout_secs > 0,
+            "event_delivery_timeout_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            self.event_delivery_concurrency > 0,
+            "event_delivery_concurrency must be at least 1"
+        );
+        anyhow::ensure!(self.job_lease_secs > 0, "job_lease_secs must be at least 1");
         if let Some(a) = &self.account_id {
             berth_iam::AccountId::parse(a).map_err(anyhow::Error::msg)?;
         }

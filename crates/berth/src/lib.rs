@@ -4,7 +4,10 @@
 //! `tower::ServiceExt::oneshot` (no socket). `src/main.rs` is only the command line.
 
 pub mod admin;
+mod admin_jobs;
 pub mod config;
+pub mod events;
+mod housekeeping;
 mod identity;
 pub mod login;
 pub mod serve;

@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the registry (OCI Distribution API on /v2/, health and metrics endpoints).
-    Serve(config::Settings),
+    Serve(Box<config::Settings>),
     /// Manage accounts, users, roles, service principals, access keys, policies; read
     /// the audit trail. Works on the data directory, with or without a running server.
     Admin(admin::AdminArgs),

@@ -1,7 +1,8 @@
 //! `berth serve`: wiring of storage, metadata, the service and the HTTP app; logging,
-//! metrics, the upload janitor, and graceful shutdown.
+//! metrics, the janitor (housekeeping jobs, pull times), and graceful shutdown.
 
 use crate::config::{LogFormat, Settings};
+use crate::housekeeping;
 use anyhow::Context;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -179,6 +180,9 @@ async fn shutdown_signal() {
     );
 }
 
+/// How long running background jobs may take to finish at shutdown.
+const JOB_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Runs the registry until SIGTERM or Ctrl-C.
 pub async fn run(s: Settings) -> anyhow::Result<()> {
     let _log_guard = init_logging(&s)?;
@@ -211,6 +215,10 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         .context("opening metadata database")?;
     let meta = Arc::new(meta);
     let iam = crate::identity::open(&s, meta.clone(), true).await?;
+    crate::events::apply_declarations(&s, &meta, &iam).await?;
+    // Background work: one runner for every job kind (berth-jobs); content changes
+    // enqueue their jobs in their own transactions through the registry's hook.
+    let (mut runner, hook) = crate::events::pipeline(&s, meta.clone(), &iam)?;
     let registry = Registry::new(
         Arc::new(store),
         meta.clone(),
@@ -220,7 +228,27 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
             // The embedded SQLite database has one writer: this process.
             manifest_cache: true,
         },
+    )
+    .with_job_hook(hook);
+    let housekeeping = berth_jobs::KindConfig {
+        concurrency: 1,
+        ..berth_jobs::KindConfig::default()
+    };
+    runner.register(
+        housekeeping::EXPIRE_UPLOADS,
+        Arc::new(housekeeping::ExpireUploads(registry.clone())),
+        housekeeping,
     );
+    runner.register(
+        housekeeping::PRUNE_AUDIT,
+        Arc::new(housekeeping::PruneAudit {
+            iam: iam.clone(),
+            retention: s.audit_retention(),
+        }),
+        housekeeping,
+    );
+    let waker = runner.waker();
+    let jobs = runner.start();
 
     // Background tasks stop when `stop` is sent, between two rounds, and are awaited at
     // shutdown (issue 16: drained, not aborted).
@@ -229,11 +257,12 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         // An error means the sender is gone: stop as well.
         let _ = rx.changed().await;
     };
-    // Janitor: cancel idle upload sessions and remove their data; prune the audit trail.
+    // Janitor: enqueue the housekeeping jobs (upload expiry every tick, audit pruning
+    // every 60 ticks; each a no-op while the previous one is pending) and record pull
+    // times, which live in this process's memory.
     let janitor = {
         let registry = registry.clone();
-        let iam = iam.clone();
-        let retention = s.audit_retention();
+        let meta = meta.clone();
         let mut rounds: u64 = 0;
         let every = (s.upload_expiry() / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut stop = Box::pin(stopped(stop_rx.clone()));
@@ -244,23 +273,22 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
                     _ = tick.tick() => {}
                     _ = &mut stop => break,
                 }
-                match registry.expire_uploads().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(expired = n, "removed idle upload sessions"),
-                    Err(e) => tracing::warn!(error = %e, "expiring upload sessions failed"),
+                let mut due = vec![housekeeping::periodic(housekeeping::EXPIRE_UPLOADS)];
+                if rounds.is_multiple_of(60) {
+                    due.push(housekeeping::periodic(housekeeping::PRUNE_AUDIT));
                 }
+                for job in &due {
+                    let now = berth_jobs::Clock::now_ms(&berth_jobs::SystemClock);
+                    if let Err(e) = berth_meta::JobStore::enqueue(meta.as_ref(), job, now).await {
+                        tracing::warn!(kind = %job.kind, error = %e, "enqueueing housekeeping failed");
+                    }
+                }
+                waker.wake();
                 // Pull times (ECR lastRecordedPullTime) are kept in memory between ticks.
                 if let Err(e) = registry.flush_pulls().await {
                     tracing::warn!(error = %e, "recording pull times failed");
                 }
                 rounds += 1;
-                if rounds % 60 == 1 {
-                    match iam.prune_audit(retention).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(pruned = n, "pruned old audit records"),
-                        Err(e) => tracing::warn!(error = %e, "pruning the audit trail failed"),
-                    }
-                }
             }
         })
     };
@@ -320,6 +348,14 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
             tracing::warn!(error = %e, "the {name} ended abnormally");
         }
     }
+    // Jobs in flight get a deadline to finish; the rest run again after their leases
+    // expire (in this process at its next start, or in another one).
+    let report = jobs.shutdown(JOB_DRAIN_DEADLINE).await;
+    tracing::info!(
+        finished = report.finished,
+        abandoned = report.abandoned,
+        "background jobs stopped"
+    );
     // Pull times recorded since the janitor's last flush.
     if let Err(e) = flusher.flush_pulls().await {
         tracing::warn!(error = %e, "recording pull times at shutdown failed");

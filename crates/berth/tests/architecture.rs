@@ -17,6 +17,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // HTTP plumbing both adapters share (early answers and request bodies): no Berth
     // crate below it.
     ("berth-http", &[]),
+    // The event pipeline: hooks, fan-out and webhook delivery on the job queue.
+    (
+        "berth-eventbus",
+        &["berth-core", "berth-meta", "berth-jobs", "berth-events"],
+    ),
     (
         "berth-registry",
         &["berth-core", "berth-store", "berth-meta"],
