@@ -369,6 +369,49 @@ async fn cancel_retry_list_and_stats() {
     assert_eq!(shown["payload"], json!(2));
 }
 
+/// Issue 8 ("durable jobs", a queue that runs for years): finished jobs past their
+/// retention are deleted, whatever way they finished; pending and running jobs never are.
+#[tokio::test]
+async fn finished_jobs_past_their_retention_are_pruned() {
+    let (_d, m) = open().await;
+    let job = |n: i64| NewJob::new("k", json!(n));
+    let done = m.enqueue(&job(1), T).await.unwrap().id();
+    let claimed = m.claim("k", "w", 1, 1000, T).await.unwrap();
+    m.complete(&[ok(&claimed[0].lease)], T).await.unwrap();
+    let dead = m.enqueue(&job(2).max_attempts(1), T).await.unwrap().id();
+    let claimed = m.claim("k", "w", 1, 1000, T).await.unwrap();
+    m.fail(&claimed[0].lease, "boom", None, T).await.unwrap();
+    let cancelled = m.enqueue(&job(3), T).await.unwrap().id();
+    assert!(m.cancel_job(cancelled, T).await.unwrap());
+    let running = m.enqueue(&job(4), T).await.unwrap().id();
+    let claimed = m.claim("k", "w", 1, 1000, T).await.unwrap();
+    assert_eq!(claimed[0].lease.job_id, running);
+    let queued = m
+        .enqueue(&job(5).run_at(T - 1_000_000), T)
+        .await
+        .unwrap()
+        .id();
+    let recent = m.enqueue(&job(6), T).await.unwrap().id();
+    m.cancel_job(queued, T).await.unwrap();
+    m.retry_job(queued, T).await.unwrap();
+    m.cancel_job(recent, T + 10).await.unwrap();
+
+    // Nothing finished before T: nothing pruned.
+    assert_eq!(m.prune_jobs(T).await.unwrap(), 0);
+    // Everything finished at T goes; the job cancelled at T + 10 stays.
+    assert_eq!(m.prune_jobs(T + 1).await.unwrap(), 3);
+    for id in [done, dead, cancelled] {
+        assert!(m.job(id).await.unwrap().is_none(), "job {id} pruned");
+    }
+    for (id, state) in [
+        (running, JobState::Running),
+        (queued, JobState::Queued),
+        (recent, JobState::Cancelled),
+    ] {
+        assert_eq!(m.job(id).await.unwrap().unwrap().state, state);
+    }
+}
+
 /// Backoff: exponential, capped, with half of each delay guaranteed and half random.
 #[test]
 fn backoff_doubles_caps_and_jitters_within_bounds() {

@@ -361,4 +361,10 @@ pub trait JobStore: Send + Sync {
 
     /// Counts per kind and state, and the age of the oldest due job.
     async fn job_stats(&self, now: i64) -> Result<JobStats>;
+
+    /// Deletes finished jobs (succeeded, dead, cancelled) that finished before
+    /// `before` (epoch ms), so the queue does not grow without bound; their idempotency
+    /// keys were already free. Returns how many were deleted. Pending and running jobs
+    /// are never touched.
+    async fn prune_jobs(&self, before: i64) -> Result<u64>;
 }

@@ -322,6 +322,17 @@ impl JobStore for SqliteMeta {
         rows.iter().map(job_row).collect()
     }
 
+    async fn prune_jobs(&self, before: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM jobs WHERE state IN ('succeeded', 'dead', 'cancelled')
+               AND coalesce(finished_at, updated_at) < ?",
+        )
+        .bind(before)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     async fn job_stats(&self, now: i64) -> Result<JobStats> {
         let mut stats = JobStats::default();
         let rows = sqlx::query_as::<_, (String, String, i64)>(

@@ -191,6 +191,16 @@ pub struct Settings {
     )]
     pub job_lease_secs: u64,
 
+    /// Days to keep finished background jobs (succeeded, dead, cancelled; the webhook
+    /// delivery log is the delivery jobs) before housekeeping deletes them.
+    #[arg(
+        long,
+        env = "BERTH_JOB_RETENTION_DAYS",
+        value_name = "DAYS",
+        default_value = "7"
+    )]
+    pub job_retention_days: u64,
+
     /// Event rules and their webhook targets declared in the config file (`[[events.rules]]`;
     /// no flag).
     #[arg(skip)]
@@ -361,6 +371,11 @@ impl Settings {
     /// How long audit records are kept.
     pub fn audit_retention(&self) -> Duration {
         Duration::from_secs(86_400 * self.audit_retention_days)
+    }
+
+    /// How long finished jobs are kept.
+    pub fn job_retention(&self) -> Duration {
+        Duration::from_secs(86_400 * self.job_retention_days)
     }
 
     /// Lifetime of authorization tokens.

@@ -247,6 +247,14 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         }),
         housekeeping,
     );
+    runner.register(
+        housekeeping::PRUNE_JOBS,
+        Arc::new(housekeeping::PruneJobs {
+            jobs: meta.clone(),
+            retention: s.job_retention(),
+        }),
+        housekeeping,
+    );
     let waker = runner.waker();
     let jobs = runner.start();
 
@@ -276,6 +284,7 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
                 let mut due = vec![housekeeping::periodic(housekeeping::EXPIRE_UPLOADS)];
                 if rounds.is_multiple_of(60) {
                     due.push(housekeeping::periodic(housekeeping::PRUNE_AUDIT));
+                    due.push(housekeeping::periodic(housekeeping::PRUNE_JOBS));
                 }
                 for job in &due {
                     let now = berth_jobs::Clock::now_ms(&berth_jobs::SystemClock);
