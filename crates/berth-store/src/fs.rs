@@ -139,15 +139,28 @@ impl FsStore {
     }
 
     /// Checks that `id` is a UUID and the session exists; returns its data path.
+    ///
+    /// A session whose data file has a second link was already installed as a blob by a
+    /// commit that was killed before it removed the session (between `link(2)` and the
+    /// unlink in [`install`]): its bytes *are* a committed blob now, so appending to the
+    /// file would rewrite that blob in place. Such a session is finished: it is removed
+    /// here and reported as unknown, as a completed upload is.
     fn existing_upload(&self, id: &str) -> Result<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(StoreError::UploadNotFound(id.to_string()));
         }
-        let data = self.upload_dir(id).join("data");
-        if !data.exists() {
-            return Err(StoreError::UploadNotFound(id.to_string()));
+        let dir = self.upload_dir(id);
+        let data = dir.join("data");
+        match std::fs::metadata(&data) {
+            Ok(m) if m.nlink() > 1 => {
+                let _ = std::fs::remove_dir_all(&dir);
+                self.forget(id);
+                Err(StoreError::UploadNotFound(id.to_string()))
+            }
+            Ok(_) => Ok(data),
+            Err(_) => Err(StoreError::UploadNotFound(id.to_string())),
         }
-        Ok(data)
     }
 }
 
@@ -592,6 +605,45 @@ mod tests {
             s.open(&d).await.unwrap(),
             BlobContent::File { len: 3, .. }
         ));
+    }
+
+    // Regression (issue 19's soak): a commit killed between linking the session's data
+    // file into `blobs/` and removing the session left a session whose data file *is*
+    // the committed blob's inode; resuming it after the restart appended to the blob in
+    // place, so the blob no longer hashed to its digest (DESIGN.md invariants 1 and 3).
+    // The crash state is made exactly as `install` leaves it at that instant.
+    #[tokio::test]
+    async fn a_session_whose_commit_was_killed_after_the_link_cannot_rewrite_the_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Digest::sha256_of(b"committed bytes");
+        let id = {
+            let s = FsStore::open(dir.path()).unwrap();
+            let id = s.create_upload("r").await.unwrap();
+            s.append(&id, None, body(&[b"committed bytes"]))
+                .await
+                .unwrap();
+            let dst = s.blob_path(&d);
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            std::fs::hard_link(s.upload_dir(&id).join("data"), &dst).unwrap();
+            id // killed here: the session is still on disk
+        };
+        let s = FsStore::open(dir.path()).unwrap();
+        assert!(matches!(
+            s.append(&id, Some(15), body(&[b" and more"])).await,
+            Err(StoreError::UploadNotFound(_))
+        ));
+        assert!(matches!(
+            s.upload_status(&id).await,
+            Err(StoreError::UploadNotFound(_))
+        ));
+        assert!(
+            !s.upload_dir(&id).exists(),
+            "the finished session is removed"
+        );
+        let BlobContent::File { mut file, len } = s.open(&d).await.unwrap();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        assert_eq!((len, bytes.as_slice()), (15, &b"committed bytes"[..]));
     }
 
     #[tokio::test]
