@@ -4,8 +4,10 @@
 //! manifests (stored byte-exact), what each manifest references (with each index child's
 //! platform), tags and referrers. Knows nothing about HTTP or blob bytes.
 //!
-//! [`MetaStore`] is the seam; [`sqlite::SqliteMeta`] is the embedded default. All SQL
-//! lives in the backend module. Each state change is one transaction (DESIGN.md
+//! [`Metadata`] is the seam the binary wires (content, identity, job queue and event
+//! configuration in one database); [`sqlite::SqliteMeta`] is the embedded default and
+//! [`postgres::PgMeta`] the scale-out backend shared by many nodes. All SQL lives in the
+//! backend modules; both backends pass one shared test suite. Each state change is one transaction (DESIGN.md
 //! invariant 3), and the checks that make a manifest visible — every referenced blob and
 //! child manifest exists in the repository (invariant 2) — run inside the same
 //! transaction that inserts it, so no concurrent delete can slip between check and insert.
@@ -16,6 +18,7 @@ pub mod changes;
 pub mod events;
 pub mod iam;
 pub mod jobs;
+pub mod postgres;
 pub mod repository;
 pub mod sqlite;
 mod sqlite_events;
@@ -30,6 +33,7 @@ pub use changes::{Change, ChangeHook, Hooks, NoJobs};
 pub use events::EventConfigStore;
 pub use iam::IamStore;
 pub use jobs::JobStore;
+pub use postgres::PgMeta;
 pub use repository::{
     ImageRecord, RepositoryRecord, RepositorySettings, RepositoryStore, TagStatus,
 };
@@ -299,4 +303,24 @@ pub trait MetaStore: RepositoryStore + EventConfigStore + Send + Sync + 'static 
         repo: &RepositoryName,
         index: &Digest,
     ) -> Result<Vec<IndexChild>>;
+}
+
+/// Everything Berth keeps in its metadata database, as one object: content
+/// ([`MetaStore`], with [`RepositoryStore`] and [`EventConfigStore`]), identities and the
+/// audit log ([`IamStore`]) and the job queue ([`JobStore`]). The binary holds an
+/// `Arc<dyn Metadata>` and hands out the narrower traits (trait upcasting).
+#[async_trait::async_trait]
+pub trait Metadata: MetaStore + IamStore + JobStore {
+    /// Enqueues `jobs` in one transaction (group commit: one durable write for many
+    /// jobs), with [`JobStore::enqueue`]'s idempotency per job. `now` is epoch ms.
+    /// Errors: the database failed (then none is enqueued).
+    async fn enqueue_batch(&self, jobs: &[jobs::NewJob], now: i64) -> Result<()>;
+    /// The engine's name (`sqlite` or `postgres`), for logs and `/metrics`.
+    fn engine(&self) -> &'static str;
+    /// Whether this process is the only writer of the database (the embedded SQLite
+    /// file under the data directory's lock), so in-memory caches of mutable rows are
+    /// correct. False for PostgreSQL, which many nodes share.
+    fn single_writer(&self) -> bool;
+    /// Closes the connection pools, waiting for running queries.
+    async fn close(&self);
 }

@@ -93,7 +93,7 @@ impl SqliteMeta {
             .min_connections(1)
             .connect_with(opts.clone())
             .await?;
-        sqlx::migrate!("./migrations").run(&writer).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         // No ping before each acquire: an embedded database does not drop connections,
         // and the ping was a measurable share of a blob HEAD.
         let reader = SqlitePoolOptions::new()

@@ -357,3 +357,27 @@ impl JobStore for SqliteMeta {
         Ok(stats)
     }
 }
+
+#[async_trait::async_trait]
+impl crate::Metadata for SqliteMeta {
+    async fn enqueue_batch(&self, jobs: &[NewJob], now: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for job in jobs {
+            enqueue(&mut tx, job, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn single_writer(&self) -> bool {
+        true
+    }
+
+    async fn close(&self) {
+        SqliteMeta::close(self).await;
+    }
+}
