@@ -19,6 +19,8 @@
 //! * For tests that start real processes: [`free_port`] (a loopback port), [`loud`]
 //!   (a line the test harness does not capture) and [`in_ci`] (whether a missing client
 //!   must fail rather than skip, per TESTING.md).
+//! * [`postgres::Postgres`]: a real PostgreSQL server shared by a test binary, one fresh
+//!   database per caller, stopped when the test process exits.
 //!
 //! Nothing here is a mock: the store writes and fsyncs real files, the metadata is a
 //! real SQLite database with the server's migrations, the identity service seals secrets
@@ -30,6 +32,8 @@
 //! and none may depend on it for its shipped code.
 
 #![deny(missing_docs)]
+
+pub mod postgres;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
