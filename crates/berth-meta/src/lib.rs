@@ -18,6 +18,7 @@ pub mod changes;
 pub mod events;
 pub mod iam;
 pub mod jobs;
+pub mod migrate;
 pub mod postgres;
 pub mod repository;
 pub mod sqlite;
