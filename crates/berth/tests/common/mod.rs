@@ -16,6 +16,8 @@
 //! See `/work/shared/TESTING.md` (the project's `shared/TESTING.md`) for the flags used.
 #![allow(dead_code)]
 
+pub mod balancer;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -138,6 +140,7 @@ pub fn tool_available(tool: &str) -> bool {
                     .unwrap_or(false)
         }
         "distribution" => is_executable(Path::new(DISTRIBUTION_BIN)),
+        "nginx" => is_executable(&balancer::nginx_bin()),
         // The AWS CLI and boto3 of the clients venv (.ci/install-clients).
         "aws" => is_executable(&aws_cli()),
         "boto3" => {
