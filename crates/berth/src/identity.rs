@@ -112,7 +112,13 @@ pub async fn open(s: &Settings, meta: Arc<dyn Metadata>, serving: bool) -> anyho
     }
     if serving {
         let path = s.data_dir.join("admin-credentials");
-        if let Some(p) = iam.bootstrap(&path).await? {
+        let created = match iam.bootstrap(&path).await {
+            // Another node on the same database created it between our snapshot and
+            // our insert (nodes started together on a fresh PostgreSQL database).
+            Err(IamError::AlreadyExists(_)) => None,
+            other => other?,
+        };
+        if let Some(p) = created {
             tracing::info!(
                 path = %p.display(),
                 user = %format!("arn:aws:iam::{}:user/admin", iam.account()),
