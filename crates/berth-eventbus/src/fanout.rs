@@ -4,7 +4,7 @@ use crate::targets::TargetCache;
 use crate::{DEFAULT_MAX_EVENT_AGE_SECS, DEFAULT_MAX_RETRY_ATTEMPTS, DELIVER};
 use berth_jobs::{JobError, JobHandler, JobInput, Waker};
 use berth_meta::jobs::NewJob;
-use berth_meta::{sqlite_jobs, SqliteMeta};
+use berth_meta::Metadata;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -14,22 +14,17 @@ type Batch = (Vec<NewJob>, oneshot::Sender<Result<(), String>>);
 
 /// Writes the deliveries of concurrent fan-outs in one transaction per batch (group
 /// commit): one fsync for many events instead of one each.
-async fn writer(meta: Arc<SqliteMeta>, mut rx: mpsc::Receiver<Batch>, waker: Option<Waker>) {
+async fn writer(meta: Arc<dyn Metadata>, mut rx: mpsc::Receiver<Batch>, waker: Option<Waker>) {
     let mut buf: Vec<Batch> = Vec::with_capacity(64);
+    let mut all: Vec<NewJob> = Vec::new();
     while rx.recv_many(&mut buf, 64).await > 0 {
         let now = crate::now_ms();
-        let result = async {
-            let mut tx = meta.begin_write().await?;
-            for (jobs, _) in &buf {
-                for j in jobs {
-                    sqlite_jobs::enqueue(&mut tx, j, now).await?;
-                }
-            }
-            tx.commit().await?;
-            Ok::<_, berth_meta::MetaError>(())
-        }
-        .await
-        .map_err(|e| format!("enqueueing deliveries: {e}"));
+        all.clear();
+        all.extend(buf.iter_mut().flat_map(|(jobs, _)| jobs.drain(..)));
+        let result = meta
+            .enqueue_batch(&all, now)
+            .await
+            .map_err(|e| format!("enqueueing deliveries: {e}"));
         if result.is_ok() {
             if let Some(w) = &waker {
                 w.wake();
@@ -55,7 +50,7 @@ impl FanOut {
     /// A fan-out over `meta`'s job queue and `targets`' rules; `waker` wakes this
     /// process's runner after deliveries were enqueued. Must be called inside a Tokio
     /// runtime: it starts the task that writes deliveries in batches.
-    pub fn new(meta: Arc<SqliteMeta>, targets: Arc<TargetCache>, waker: Option<Waker>) -> FanOut {
+    pub fn new(meta: Arc<dyn Metadata>, targets: Arc<TargetCache>, waker: Option<Waker>) -> FanOut {
         let (batches, rx) = mpsc::channel(256);
         tokio::spawn(writer(meta, rx, waker));
         FanOut { targets, batches }

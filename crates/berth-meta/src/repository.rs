@@ -153,7 +153,9 @@ pub trait RepositoryStore: Send + Sync + 'static {
     /// One image by digest.
     async fn image(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<ImageRecord>>;
     /// Records pull times (keeping the latest per image) in one transaction; pulls of
-    /// images that no longer exist are ignored.
+    /// images that no longer exist are ignored. The stored time becomes the maximum of
+    /// the stored and the given one, never an earlier time: several nodes flush their
+    /// in-memory pulls independently, so an older pull may arrive after a newer one.
     async fn record_pulls(&self, pulls: &[Pull]) -> Result<()>;
     /// Whether a manifest in `repo` references blob `digest` as its config or a layer.
     async fn blob_in_image(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool>;

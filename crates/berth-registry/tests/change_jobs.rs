@@ -5,7 +5,7 @@
 //! removed.
 
 use berth_core::{Digest, Reference, RepositoryName, Tag};
-use berth_meta::jobs::{JobFilter, JobStore, NewJob};
+use berth_meta::jobs::{JobFilter, NewJob};
 use berth_meta::{RepositorySettings, TagMutability, TagRules};
 use berth_registry::{Change, JobHook, Registry, RegistryError};
 use berth_test_support::{image_manifest, Env};

@@ -284,3 +284,25 @@ async fn put_manifest_reports_what_changed() {
         .unwrap();
     assert!(!by_digest.change.image_created && by_digest.change.tag.is_none());
 }
+
+// §2.3 with several nodes (issue 14): each node keeps its pulls in memory and flushes
+// them on its own tick, so an older pull time can arrive after a newer one. The stored
+// lastRecordedPullTime is the maximum: a late flush never moves it backwards.
+#[tokio::test]
+async fn pull_time_flushes_from_many_nodes_merge_to_the_latest() {
+    let env = Env::new().await;
+    let reg = env.registry.clone();
+    let repo = name("team/pulled");
+    let (a, _) = image(&reg, &repo, "pulled").await;
+    let p = reg.put_manifest(&repo, &tag("v1"), OCI, a).await.unwrap();
+    let by = Reference::Digest(p.digest.clone());
+    let at = |t: i64| vec![(repo.clone(), p.digest.clone(), t)];
+    // Node B flushes a pull at t=2000, then node A's older one (t=1000) arrives late.
+    env.meta.record_pulls(&at(2_000)).await.unwrap();
+    env.meta.record_pulls(&at(1_000)).await.unwrap();
+    let img = reg.image(&repo, &by).await.unwrap();
+    assert_eq!(img.last_pulled_at, Some(2_000));
+    env.meta.record_pulls(&at(3_000)).await.unwrap();
+    let img = reg.image(&repo, &by).await.unwrap();
+    assert_eq!(img.last_pulled_at, Some(3_000));
+}

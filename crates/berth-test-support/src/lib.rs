@@ -21,6 +21,9 @@
 //!   must fail rather than skip, per TESTING.md).
 //! * [`postgres::Postgres`]: a real PostgreSQL server shared by a test binary, one fresh
 //!   database per caller, stopped when the test process exits.
+//! * [`nodes`]: real `berth serve` processes — one [`nodes::Node`] or a
+//!   [`nodes::Cluster`] of N on the backends a test names (`--metadata`, `--storage`,
+//!   one shared `--master-key-file`), for multi-node tests.
 //!
 //! Nothing here is a mock: the store writes and fsyncs real files, the metadata is a
 //! real SQLite database with the server's migrations, the identity service seals secrets
@@ -34,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod postgres;
+pub mod nodes;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -42,7 +46,7 @@ use berth_iam::audit::AuditSink;
 use berth_iam::secret::Keys;
 use berth_iam::service::{StoredKind, ADMINISTRATOR_ACCESS};
 use berth_iam::{AccountId, Iam, IamConfig};
-use berth_meta::SqliteMeta;
+use berth_meta::{Metadata, SqliteMeta};
 use berth_registry::{Registry, RegistryConfig};
 use berth_store::FsStore;
 use sha2::{Digest as _, Sha256, Sha512};
@@ -77,8 +81,9 @@ pub struct Env {
     pub registry: Registry,
     /// The identity service (account [`ACCOUNT`], region [`REGION`]).
     pub iam: Iam,
-    /// The metadata database both services share.
-    pub meta: Arc<SqliteMeta>,
+    /// The metadata database both services share (SQLite, behind the backend-neutral
+    /// trait the server holds).
+    pub meta: Arc<dyn Metadata>,
     /// The access key of user `admin`, whose inline policy is `AdministratorAccess`.
     pub admin: Key,
     app: Router,
@@ -115,7 +120,7 @@ impl EnvBuilder {
             .tempdir()
             .expect("creating a temporary data directory");
         let store = FsStore::open(dir.path()).expect("opening the blob store");
-        let meta = Arc::new(
+        let meta: Arc<dyn Metadata> = Arc::new(
             SqliteMeta::open(&dir.path().join("metadata.db"))
                 .await
                 .expect("opening the metadata database"),

@@ -1,5 +1,7 @@
 //! `berth admin`: manage accounts, users, roles, service principals, access keys and
-//! policies, and read the audit trail — directly in the data directory's database, so it
+//! policies, and read the audit trail — directly in the registry's metadata database
+//! (the data directory's SQLite file, or the PostgreSQL database `--metadata` names,
+//! opened by `crate::backends::open_metadata` exactly as `berth serve` opens it), so it
 //! works whether or not the server runs (a running server picks changes up within a
 //! second). Secrets are printed once, when created, and never stored in clear.
 
@@ -8,11 +10,10 @@ use anyhow::Context;
 use berth_iam::service::StoredKind;
 use berth_iam::{Action, Iam};
 use berth_meta::iam::AuditQuery;
-use berth_meta::SqliteMeta;
+use berth_meta::Metadata;
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// `berth admin [--data-dir DIR] <command>`.
@@ -21,7 +22,20 @@ pub struct AdminArgs {
     /// Data directory of the registry. [default: ./berth-data]
     #[arg(long, env = "BERTH_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// The server's TOML config file (for data_dir, region and master_key_file).
+    /// The metadata database, as `berth serve --metadata` takes it (`sqlite:///path` or
+    /// `postgres://…`). [default: <data-dir>/metadata.db]
+    #[arg(long, env = "BERTH_METADATA", value_name = "URL", global = true)]
+    pub metadata: Option<String>,
+    /// The master key file, as `berth serve --master-key-file` takes it.
+    /// [default: <data-dir>/master.key]
+    #[arg(
+        long,
+        env = "BERTH_MASTER_KEY_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub master_key_file: Option<PathBuf>,
+    /// The server's TOML config file (for data_dir, metadata, region and master_key_file).
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Region, used only for a data directory that has not recorded one yet (the
@@ -425,17 +439,24 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     if let Some(r) = &args.region {
         argv.extend(["--region".into(), r.into()]);
     }
+    if let Some(m) = &args.metadata {
+        argv.extend(["--metadata".into(), m.into()]);
+    }
+    if let Some(k) = &args.master_key_file {
+        argv.extend(["--master-key-file".into(), k.into()]);
+    }
     let settings = Settings::from_matches(&Settings::command().try_get_matches_from(argv)?)?;
-    let db = settings.data_dir.join("metadata.db");
-    anyhow::ensure!(
-        db.exists(),
-        "{} does not exist: run `berth serve --data-dir {}` once first",
-        db.display(),
-        settings.data_dir.display()
-    );
-    let meta = Arc::new(SqliteMeta::open(&db).await.context("opening metadata")?);
+    if let crate::config::MetadataUrl::Sqlite(db) = settings.metadata_url()? {
+        anyhow::ensure!(
+            db.exists(),
+            "{} does not exist: run `berth serve --data-dir {}` once first",
+            db.display(),
+            settings.data_dir.display()
+        );
+    }
+    let meta = crate::backends::open_metadata(&settings).await?;
     let iam = crate::identity::open(&settings, meta.clone(), false).await?;
-    let r = command(&iam, &meta, args.command).await;
+    let r = command(&iam, meta.as_ref(), args.command).await;
     meta.close().await;
     r
 }
@@ -463,7 +484,7 @@ fn list_principals(iam: &Iam, a: &AccountOpt, kind: StoredKind) {
     }
 }
 
-async fn command(iam: &Iam, meta: &SqliteMeta, cmd: AdminCommand) -> anyhow::Result<()> {
+async fn command(iam: &Iam, meta: &dyn Metadata, cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Jobs(c) => crate::admin_jobs::jobs(meta, c).await?,
         AdminCommand::Events(c) => crate::admin_jobs::events(meta, c).await?,

@@ -3,8 +3,8 @@
 //! (a running server sees a retried job at its next poll, within a second). Output is
 //! JSON, one document per command.
 
-use berth_meta::jobs::{JobFilter, JobRow, JobState, JobStore};
-use berth_meta::SqliteMeta;
+use berth_meta::jobs::{JobFilter, JobRow, JobState};
+use berth_meta::Metadata;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
@@ -86,7 +86,7 @@ fn print(v: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 /// Runs a `berth admin jobs` command.
-pub async fn jobs(meta: &SqliteMeta, cmd: JobsCmd) -> anyhow::Result<()> {
+pub async fn jobs(meta: &dyn Metadata, cmd: JobsCmd) -> anyhow::Result<()> {
     match cmd {
         JobsCmd::List {
             kind,
@@ -148,18 +148,15 @@ fn delivery(row: &JobRow) -> Value {
 }
 
 /// Runs a `berth admin events` command.
-pub async fn events(meta: &SqliteMeta, cmd: EventsCmd) -> anyhow::Result<()> {
+pub async fn events(meta: &dyn Metadata, cmd: EventsCmd) -> anyhow::Result<()> {
     match cmd {
-        EventsCmd::DestinationSecret { name } => {
-            use berth_meta::EventConfigStore;
-            match meta.api_destination(&name).await? {
-                Some(d) => {
-                    println!("{}", d.signing_secret);
-                    Ok(())
-                }
-                None => anyhow::bail!("API destination {name} does not exist"),
+        EventsCmd::DestinationSecret { name } => match meta.api_destination(&name).await? {
+            Some(d) => {
+                println!("{}", d.signing_secret);
+                Ok(())
             }
-        }
+            None => anyhow::bail!("API destination {name} does not exist"),
+        },
         EventsCmd::Deliveries {
             event_id,
             rule,

@@ -30,6 +30,174 @@ pub enum LogFormat {
     Json,
 }
 
+/// A secret setting (e.g. `storage_s3_secret_access_key`): serialized as itself (the
+/// config file layering needs it) but never shown by `Debug`, so it cannot reach a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The metadata backend a `metadata` URL names ([`Settings::metadata_url`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataUrl {
+    /// `sqlite://<path>`: the embedded SQLite database file at the path (created when
+    /// missing). One process at a time: `berth serve` locks it.
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`: a PostgreSQL database, the URL as given
+    /// (handed to `berth_meta::PgMeta::open`). Many nodes may share it.
+    Postgres(String),
+}
+
+impl MetadataUrl {
+    /// Parses `sqlite://<path>` (so `sqlite:///abs/path`, or `sqlite://rel/path`) or
+    /// `postgres://…` / `postgresql://…`. Errors name the accepted forms.
+    pub fn parse(url: &str) -> anyhow::Result<MetadataUrl> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            anyhow::ensure!(
+                !path.is_empty() && !path.ends_with('/'),
+                "metadata {url:?}: a sqlite:// URL names the database file, \
+                 e.g. sqlite:///var/lib/berth/metadata.db"
+            );
+            return Ok(MetadataUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();
+            anyhow::ensure!(
+                !rest.is_empty(),
+                "metadata {url:?}: a postgres:// URL names a server, \
+                 e.g. postgres://berth:secret@db.example.com:5432/berth"
+            );
+            return Ok(MetadataUrl::Postgres(url.to_string()));
+        }
+        anyhow::bail!(
+            "metadata {:?}: expected sqlite:///path/metadata.db or postgres://user:password@host:port/database",
+            redact_url(url)
+        )
+    }
+
+    /// The engine's name, as [`berth_meta::Metadata::engine`] says it.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            MetadataUrl::Sqlite(_) => "sqlite",
+            MetadataUrl::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The URL with any password replaced by `***`, for logs and errors.
+    pub fn redacted(&self) -> String {
+        match self {
+            MetadataUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            MetadataUrl::Postgres(u) => redact_url(u),
+        }
+    }
+}
+
+/// `scheme://user:password@host…` with the password replaced by `***`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
+            format!("{scheme}://{user}:***@{}", &rest[userinfo.len() + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The blob backend a `storage` URL names ([`Settings::storage_url`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// `file://<path>`: blobs and upload sessions in a local directory (`blobs/`,
+    /// `uploads/`). One process at a time: `berth serve` locks it.
+    File(PathBuf),
+    /// `s3://<bucket>[/<prefix>]`: an S3-compatible bucket, object keys under `prefix`
+    /// (no leading or trailing `/`; empty for the bucket's root). Many nodes may share it.
+    S3 {
+        /// The bucket name (S3 naming rules: 3–63 lowercase letters, digits, `.`, `-`).
+        bucket: String,
+        /// The key prefix, without leading or trailing `/`.
+        prefix: String,
+    },
+}
+
+impl StorageUrl {
+    /// Parses `file://<path>` or `s3://bucket[/prefix]`. Errors name the accepted forms.
+    pub fn parse(url: &str) -> anyhow::Result<StorageUrl> {
+        if let Some(path) = url.strip_prefix("file://") {
+            anyhow::ensure!(
+                !path.is_empty(),
+                "storage {url:?}: a file:// URL names a directory, e.g. file:///var/lib/berth"
+            );
+            return Ok(StorageUrl::File(PathBuf::from(path)));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            // https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+            anyhow::ensure!(
+                (3..=63).contains(&bucket.len())
+                    && bucket.bytes().all(|b| b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || b == b'.'
+                        || b == b'-')
+                    && !bucket.starts_with(['.', '-'])
+                    && !bucket.ends_with(['.', '-']),
+                "storage {url:?}: bucket {bucket:?} is not a valid S3 bucket name \
+                 (3 to 63 lowercase letters, digits, '.' and '-')"
+            );
+            let prefix = prefix.trim_matches('/');
+            anyhow::ensure!(
+                prefix.is_empty()
+                    || !prefix
+                        .split('/')
+                        .any(|p| p.is_empty() || p == "." || p == ".."),
+                "storage {url:?}: the key prefix {prefix:?} has an empty, `.` or `..` segment"
+            );
+            return Ok(StorageUrl::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
+        anyhow::bail!("storage {url:?}: expected file:///path or s3://bucket/prefix")
+    }
+}
+
+/// Everything an S3 blob backend needs, resolved from the settings and the standard AWS
+/// environment variables ([`Settings::s3`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix (no leading or trailing `/`; may be empty).
+    pub prefix: String,
+    /// The endpoint URL, if not AWS's.
+    pub endpoint: Option<String>,
+    /// The signing region.
+    pub region: String,
+    /// Static credentials, if configured (from the config file, else `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`); `None` leaves the choice to the
+    /// backend's default credential chain.
+    pub credentials: Option<S3Credentials>,
+}
+
+/// Static S3 credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Credentials {
+    /// The access key ID.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: Secret,
+    /// A session token (temporary credentials), from `AWS_SESSION_TOKEN`.
+    pub session_token: Option<Secret>,
+}
+
 /// The settings of `berth serve`, each declared once: a flag, an environment variable
 /// and a key of the same name (snake_case) in the `--config` TOML file.
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
@@ -54,6 +222,41 @@ pub struct Settings {
         default_value = "./berth-data"
     )]
     pub data_dir: PathBuf,
+
+    /// Where metadata and the job queue live: `sqlite:///path/metadata.db` (the embedded
+    /// default, one process), or `postgres://user:password@host:port/database` (shared
+    /// by many nodes; `?max_connections=N` sizes the pool).
+    /// [default: sqlite://<data-dir>/metadata.db]
+    #[arg(long, env = "BERTH_METADATA", value_name = "URL")]
+    pub metadata: Option<String>,
+
+    /// Where blobs and upload sessions live: `file:///path` (a local directory, one
+    /// process), or `s3://bucket/prefix` (an S3-compatible object store shared by many
+    /// nodes; see the `storage_s3_*` settings). [default: file://<data-dir>]
+    #[arg(long, env = "BERTH_STORAGE", value_name = "URL")]
+    pub storage: Option<String>,
+
+    /// The S3 API endpoint for `s3://` storage, e.g. `http://127.0.0.1:8333` for a
+    /// SeaweedFS or MinIO server (path-style requests).
+    /// [default: AWS's regional endpoint]
+    #[arg(long, env = "BERTH_STORAGE_S3_ENDPOINT", value_name = "URL")]
+    pub storage_s3_endpoint: Option<String>,
+
+    /// The region of the `s3://` bucket (signs its requests).
+    /// [default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1]
+    #[arg(long, env = "BERTH_STORAGE_S3_REGION", value_name = "REGION")]
+    pub storage_s3_region: Option<String>,
+
+    /// Access key ID for `s3://` storage (config file only; else `AWS_ACCESS_KEY_ID`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub storage_s3_access_key_id: Option<String>,
+
+    /// Secret access key for `s3://` storage (config file only, never a flag, so it does
+    /// not show in `ps`; else `AWS_SECRET_ACCESS_KEY`). Never logged.
+    #[arg(skip)]
+    #[serde(default)]
+    pub storage_s3_secret_access_key: Option<Secret>,
 
     /// Optional TOML file with any of these settings; flags and environment override it.
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
@@ -357,6 +560,19 @@ impl Settings {
         if let Some(a) = &self.account_id {
             berth_iam::AccountId::parse(a).map_err(anyhow::Error::msg)?;
         }
+        self.metadata_url()?;
+        if let StorageUrl::S3 { .. } = self.storage_url()? {
+            self.s3()?;
+        } else {
+            anyhow::ensure!(
+                self.storage_s3_endpoint.is_none()
+                    && self.storage_s3_region.is_none()
+                    && self.storage_s3_access_key_id.is_none()
+                    && self.storage_s3_secret_access_key.is_none(),
+                "the storage_s3_* settings apply to s3:// storage only (storage is {:?})",
+                self.storage.as_deref().unwrap_or("the data directory")
+            );
+        }
         if let Some(h) = &self.public_host {
             berth_ecr_api::PublicHost::parse(h).map_err(|e| anyhow::anyhow!("public_host: {e}"))?;
         }
@@ -388,6 +604,77 @@ impl Settings {
         self.master_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The metadata backend: `metadata`, or the embedded SQLite file
+    /// `<data-dir>/metadata.db`. Errors: the URL is neither `sqlite://` nor `postgres://`.
+    pub fn metadata_url(&self) -> anyhow::Result<MetadataUrl> {
+        match &self.metadata {
+            Some(u) => MetadataUrl::parse(u),
+            None => Ok(MetadataUrl::Sqlite(self.data_dir.join("metadata.db"))),
+        }
+    }
+
+    /// The blob backend: `storage`, or the data directory. Errors: the URL is neither
+    /// `file://` nor `s3://`, or names a bad bucket.
+    pub fn storage_url(&self) -> anyhow::Result<StorageUrl> {
+        match &self.storage {
+            Some(u) => StorageUrl::parse(u),
+            None => Ok(StorageUrl::File(self.data_dir.clone())),
+        }
+    }
+
+    /// The S3 settings of `s3://` storage, with the region and credentials taken from
+    /// the standard AWS environment variables when the settings do not give them.
+    /// Errors: storage is not `s3://`; only one of the access key ID and the secret is
+    /// given; the endpoint is not an `http://` or `https://` URL.
+    pub fn s3(&self) -> anyhow::Result<S3Settings> {
+        let StorageUrl::S3 { bucket, prefix } = self.storage_url()? else {
+            anyhow::bail!("storage is not an s3:// URL");
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(e) = &self.storage_s3_endpoint {
+            anyhow::ensure!(
+                (e.starts_with("http://") || e.starts_with("https://"))
+                    && e.len() > "https://".len(),
+                "storage_s3_endpoint {e:?} must be an http:// or https:// URL"
+            );
+        }
+        let region = self
+            .storage_s3_region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let credentials = match (
+            &self.storage_s3_access_key_id,
+            &self.storage_s3_secret_access_key,
+        ) {
+            (Some(id), Some(secret)) => Some(S3Credentials {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+                session_token: None,
+            }),
+            (None, None) => match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+                (Some(id), Some(secret)) => Some(S3Credentials {
+                    access_key_id: id,
+                    secret_access_key: Secret(secret),
+                    session_token: env("AWS_SESSION_TOKEN").map(Secret),
+                }),
+                _ => None,
+            },
+            _ => anyhow::bail!(
+                "storage_s3_access_key_id and storage_s3_secret_access_key go together: \
+                 give both or neither"
+            ),
+        };
+        Ok(S3Settings {
+            bucket,
+            prefix,
+            endpoint: self.storage_s3_endpoint.clone(),
+            region,
+            credentials,
+        })
     }
 
     /// The default account's ID for a first start (validated by [`Settings::from_matches`]).
@@ -483,6 +770,127 @@ mod tests {
             let e = load(&["--config", cfg]).unwrap_err();
             assert!(format!("{e:#}").contains(expect), "{text}: {e:#}");
         }
+    }
+
+    // Issue 14: the backend settings. Defaults are the embedded pair in the data
+    // directory; URLs parse into the backend they name; bad ones are refused at start
+    // with the accepted forms named, and passwords never reach the message.
+    #[test]
+    fn backend_settings_parse_and_default_to_the_data_directory() {
+        let d = load(&["--data-dir", "/srv/b"]).unwrap();
+        assert_eq!(
+            d.metadata_url().unwrap(),
+            MetadataUrl::Sqlite(PathBuf::from("/srv/b/metadata.db"))
+        );
+        assert_eq!(
+            d.storage_url().unwrap(),
+            StorageUrl::File(PathBuf::from("/srv/b"))
+        );
+
+        let s = load(&[
+            "--metadata",
+            "postgres://berth:hunter2@db:5432/berth?max_connections=4",
+            "--storage",
+            "s3://my-bucket/a/b/",
+            "--storage-s3-endpoint",
+            "http://127.0.0.1:8333",
+            "--storage-s3-region",
+            "eu-west-1",
+        ])
+        .unwrap();
+        let m = s.metadata_url().unwrap();
+        assert_eq!(m.engine(), "postgres");
+        assert_eq!(
+            m.redacted(),
+            "postgres://berth:***@db:5432/berth?max_connections=4"
+        );
+        let s3 = s.s3().unwrap();
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("my-bucket", "a/b")
+        );
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+        assert_eq!(s3.region, "eu-west-1");
+
+        assert_eq!(
+            MetadataUrl::parse("sqlite:///var/lib/berth/m.db").unwrap(),
+            MetadataUrl::Sqlite(PathBuf::from("/var/lib/berth/m.db"))
+        );
+        assert_eq!(
+            MetadataUrl::parse("postgresql://h/db").unwrap().engine(),
+            "postgres"
+        );
+        assert_eq!(
+            StorageUrl::parse("file:///data/blobs").unwrap(),
+            StorageUrl::File(PathBuf::from("/data/blobs"))
+        );
+        assert_eq!(
+            StorageUrl::parse("s3://bucket").unwrap(),
+            StorageUrl::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_backend_settings_are_refused_with_the_accepted_forms() {
+        for (args, expect) in [
+            (
+                &["--metadata", "mysql://u:pw@h/db"][..],
+                "expected sqlite:///path/metadata.db or postgres://",
+            ),
+            (&["--metadata", "sqlite://"][..], "names the database file"),
+            (&["--metadata", "postgres://"][..], "names a server"),
+            (
+                &["--storage", "/plain/path"][..],
+                "expected file:///path or s3://",
+            ),
+            (&["--storage", "s3://B"][..], "not a valid S3 bucket name"),
+            (
+                &["--storage", "s3://ok-bucket/a//b"][..],
+                "empty, `.` or `..` segment",
+            ),
+            (
+                &[
+                    "--storage",
+                    "s3://ok-bucket",
+                    "--storage-s3-endpoint",
+                    "localhost:8333",
+                ][..],
+                "must be an http:// or https:// URL",
+            ),
+            (
+                &["--storage-s3-region", "us-east-1"][..],
+                "apply to s3:// storage only",
+            ),
+        ] {
+            let e = load(args).unwrap_err();
+            assert!(format!("{e:#}").contains(expect), "{args:?}: {e:#}");
+            assert!(!format!("{e:#}").contains(":pw@"), "password in {e:#}");
+        }
+        // The secret comes from the file only, goes with its key ID, and Debug hides it.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("berth.toml");
+        let cfg = f.to_str().unwrap();
+        std::fs::write(
+            &f,
+            "storage = \"s3://ok-bucket\"\nstorage_s3_secret_access_key = \"s3cr3t\"\n",
+        )
+        .unwrap();
+        let e = load(&["--config", cfg]).unwrap_err();
+        assert!(format!("{e:#}").contains("go together"), "{e:#}");
+        std::fs::write(
+            &f,
+            "storage = \"s3://ok-bucket\"\nstorage_s3_access_key_id = \"AKIAX\"\n\
+             storage_s3_secret_access_key = \"s3cr3t\"\n",
+        )
+        .unwrap();
+        let s = load(&["--config", cfg]).unwrap();
+        let c = s.s3().unwrap().credentials.unwrap();
+        assert_eq!(c.access_key_id, "AKIAX");
+        assert_eq!(c.secret_access_key.0, "s3cr3t");
+        assert!(!format!("{s:?}").contains("s3cr3t"));
     }
 
     fn readme() -> String {

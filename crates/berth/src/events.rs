@@ -101,7 +101,7 @@ use anyhow::Context;
 use berth_eventbus::{Deliver, DeliverConfig, EventHook, FanOut, TargetCache, DELIVER, FANOUT};
 use berth_iam::Iam;
 use berth_jobs::{Backoff, Clock, KindConfig, Runner, RunnerConfig};
-use berth_meta::SqliteMeta;
+use berth_meta::Metadata;
 use berth_registry::JobHook;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,7 +111,7 @@ use std::time::Duration;
 /// and deletes. Errors: the HTTP client cannot be built.
 pub fn pipeline(
     s: &Settings,
-    meta: Arc<SqliteMeta>,
+    meta: Arc<dyn Metadata>,
     iam: &Iam,
 ) -> anyhow::Result<(Runner, Arc<dyn JobHook>)> {
     let mut runner = Runner::new(meta.clone(), RunnerConfig::default());
@@ -162,12 +162,12 @@ pub fn pipeline(
 /// (naming the rule), or the database failed.
 pub async fn apply_declarations(
     s: &Settings,
-    meta: &Arc<SqliteMeta>,
+    meta: &Arc<dyn Metadata>,
     iam: &Iam,
 ) -> anyhow::Result<()> {
     use berth_meta::events::{
-        AuthorizationType, EventConfigStore, NewApiDestination, NewConnection, NewRule, RuleState,
-        TargetRow, DEFAULT_EVENT_BUS,
+        AuthorizationType, NewApiDestination, NewConnection, NewRule, RuleState, TargetRow,
+        DEFAULT_EVENT_BUS,
     };
     let arn = |kind: &str, name: &str| {
         format!(

@@ -2,9 +2,18 @@
 //! `housekeeping.expire_uploads` cancels idle upload sessions and removes their data,
 //! `housekeeping.prune_audit` deletes audit records past their retention,
 //! `housekeeping.prune_jobs` deletes finished jobs past theirs. The janitor's
-//! tick only enqueues them, with the idempotency key `periodic` (a no-op while one is
-//! pending or running), so they are retried on failure, visible in `berth admin jobs`,
-//! and counted on `/metrics` like every other job.
+//! tick only enqueues them ([`periodic`]), with the idempotency key `periodic` (a no-op
+//! while one is queued, retrying or running), so they are retried on failure, visible in
+//! `berth admin jobs`, and counted on `/metrics` like every other job.
+//!
+//! Several nodes on one database all run a janitor. So that N nodes do not run each job
+//! N times per period, a tick enqueues the next run at the next wall-clock boundary of
+//! the job's period (a multiple of the period since the epoch): the first node to tick
+//! creates that queued job, every other node's enqueue finds it pending and does
+//! nothing, and after it ran the next tick schedules the following boundary — one run
+//! per period for the whole cluster (clock skew between nodes can add one). A process's
+//! first tick asks for a run now instead, so a restarted node cleans up at once (again a
+//! no-op if another node's run is already queued).
 //!
 //! Recording pull times (`Registry::flush_pulls`) stays on the janitor's tick: the pulls
 //! are in this process's memory, and a job may be claimed by any process.
@@ -23,11 +32,17 @@ pub const PRUNE_AUDIT: &str = "housekeeping.prune_audit";
 /// Job kind: delete finished jobs past their retention.
 pub const PRUNE_JOBS: &str = "housekeeping.prune_jobs";
 
-/// The periodic job of `kind` (idempotency key `periodic`, 3 attempts).
-pub fn periodic(kind: &str) -> NewJob {
-    NewJob::new(kind, json!({}))
+/// The periodic job of `kind` (idempotency key `periodic`, 3 attempts), due at the next
+/// multiple of `period` after `now` (epoch ms), or now when `immediately`.
+pub fn periodic(kind: &str, period: Duration, now: i64, immediately: bool) -> NewJob {
+    let job = NewJob::new(kind, json!({}))
         .idempotency_key("periodic")
-        .max_attempts(3)
+        .max_attempts(3);
+    if immediately {
+        return job;
+    }
+    let period = (period.as_millis() as i64).max(1);
+    job.run_at((now.div_euclid(period) + 1) * period)
 }
 
 /// Handler of [`EXPIRE_UPLOADS`].
@@ -93,5 +108,27 @@ impl JobHandler for PruneJobs {
             tracing::info!(pruned = n, "pruned finished jobs");
         }
         Ok(json!({ "pruned": n }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Several nodes ticking in one period all ask for the same run (so the idempotency
+    // key makes it one job), and it is the next boundary, never the past.
+    #[test]
+    fn periodic_runs_are_aligned_to_the_period() {
+        let p = Duration::from_secs(60);
+        let a = periodic(EXPIRE_UPLOADS, p, 120_001, false);
+        let b = periodic(EXPIRE_UPLOADS, p, 179_999, false);
+        assert_eq!(a.run_at, Some(180_000));
+        assert_eq!(b.run_at, Some(180_000));
+        assert_eq!(
+            periodic(EXPIRE_UPLOADS, p, 180_000, false).run_at,
+            Some(240_000)
+        );
+        assert_eq!(a.idempotency_key.as_deref(), Some("periodic"));
+        assert_eq!(periodic(PRUNE_JOBS, p, 5, true).run_at, None);
     }
 }

@@ -8,7 +8,7 @@ use berth_iam::audit::AuditSink;
 use berth_iam::secret::Keys;
 use berth_iam::service::StoredKind;
 use berth_iam::{Iam, IamConfig, IamError};
-use berth_meta::SqliteMeta;
+use berth_meta::{IamStore, Metadata};
 use std::sync::Arc;
 
 /// The master key: `BERTH_MASTER_KEY` (base64 of 32 bytes) if set, else the key file
@@ -30,17 +30,70 @@ fn keys(s: &Settings, create: bool) -> anyhow::Result<Keys> {
     Ok(k)
 }
 
+/// The setting holding a value sealed with the master key: every process checks it
+/// opens before serving, so nodes sharing a database cannot run with different keys.
+const MASTER_KEY_CHECK: &str = "master_key_check";
+/// The plaintext sealed in [`MASTER_KEY_CHECK`].
+const MASTER_KEY_CHECK_TEXT: &str = "berth master key check v1";
+
+/// Refuses a master key that cannot open what the database already holds sealed: the
+/// check value every server records at its first start (and, by `Iam::open`, any stored
+/// access key). Nodes sharing one PostgreSQL database must share one key
+/// (`master_key_file` / `BERTH_MASTER_KEY_FILE`, or `BERTH_MASTER_KEY`); a node started
+/// with another key would fail every SigV4 check and token its peers hand out.
+async fn check_master_key(s: &Settings, meta: &dyn IamStore, keys: &Keys) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let Some(stored) = meta.get_setting(MASTER_KEY_CHECK).await? else {
+        return Ok(());
+    };
+    let opened = base64::engine::general_purpose::STANDARD
+        .decode(stored.as_bytes())
+        .ok()
+        .and_then(|sealed| keys.unseal(&sealed).ok());
+    if opened.as_deref().map(String::as_str) != Some(MASTER_KEY_CHECK_TEXT) {
+        let source = if std::env::var_os("BERTH_MASTER_KEY").is_some() {
+            "BERTH_MASTER_KEY".to_string()
+        } else {
+            format!("master key file {}", s.master_key_file().display())
+        };
+        anyhow::bail!(
+            "the master key ({source}) cannot open the secrets sealed in the metadata \
+             database {}: every node sharing a database must use the same master key \
+             (set master_key_file / BERTH_MASTER_KEY_FILE to a copy of the first node's key)",
+            s.metadata_url()?.redacted()
+        );
+    }
+    Ok(())
+}
+
+/// Records [`MASTER_KEY_CHECK`] when the database has none yet (a first start, or a
+/// database from before the check existed whose sealed keys `Iam::open` just opened).
+async fn record_master_key(meta: &dyn IamStore, keys: &Keys) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    if meta.get_setting(MASTER_KEY_CHECK).await?.is_none() {
+        let sealed = keys.seal(MASTER_KEY_CHECK_TEXT);
+        let text = base64::engine::general_purpose::STANDARD.encode(sealed);
+        meta.put_setting(MASTER_KEY_CHECK, &text).await?;
+    }
+    Ok(())
+}
+
 /// Opens the identity service. When `serving`, starts the audit writer, creates the
 /// bootstrap administrator on first start and applies the config file's declarations.
-pub async fn open(s: &Settings, meta: Arc<SqliteMeta>, serving: bool) -> anyhow::Result<Iam> {
+///
+/// Errors: the master key is missing (`berth admin` on a data directory never served)
+/// or is not the one the database's secrets were sealed with; the database failed.
+pub async fn open(s: &Settings, meta: Arc<dyn Metadata>, serving: bool) -> anyhow::Result<Iam> {
     let keys = keys(s, serving)?;
+    check_master_key(s, meta.as_ref(), &keys).await?;
+    let check = keys.clone();
     let audit = if serving {
         AuditSink::start(meta.clone())
     } else {
         AuditSink::log_only()
     };
     let iam = Iam::open(
-        meta,
+        meta.clone(),
         keys,
         IamConfig {
             region: s.region.clone(),
@@ -55,8 +108,17 @@ pub async fn open(s: &Settings, meta: Arc<SqliteMeta>, serving: bool) -> anyhow:
     )
     .await?;
     if serving {
+        record_master_key(meta.as_ref(), &check).await?;
+    }
+    if serving {
         let path = s.data_dir.join("admin-credentials");
-        if let Some(p) = iam.bootstrap(&path).await? {
+        let created = match iam.bootstrap(&path).await {
+            // Another node on the same database created it between our snapshot and
+            // our insert (nodes started together on a fresh PostgreSQL database).
+            Err(IamError::AlreadyExists(_)) => None,
+            other => other?,
+        };
+        if let Some(p) = created {
             tracing::info!(
                 path = %p.display(),
                 user = %format!("arn:aws:iam::{}:user/admin", iam.account()),

@@ -5,6 +5,7 @@
 
 pub mod admin;
 mod admin_jobs;
+pub mod backends;
 pub mod config;
 pub mod events;
 mod housekeeping;

@@ -12,10 +12,8 @@ use axum::routing::get;
 use axum::Router;
 use berth_ecr_api::EcrConfig;
 use berth_iam::Iam;
-use berth_meta::SqliteMeta;
 use berth_oci_api::RouteLabel;
 use berth_registry::{Registry, RegistryConfig};
-use berth_store::FsStore;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -194,39 +192,31 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating data directory {}", s.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&s.data_dir)?;
-    // One process per data directory: a second one would bypass the manifest cache's
-    // single-writer assumption and race the first on upload sessions.
-    let lock = std::fs::File::create(data_dir.join("berth.lock"))?;
-    lock.try_lock().map_err(|_| {
-        anyhow::anyhow!(
-            "another berth process is using data directory {}; run one server per data directory",
-            data_dir.display()
-        )
-    })?;
+    // The embedded backends belong to one process: lock them before touching anything
+    // (crate::backends). PostgreSQL and S3 take no lock: many nodes share them.
+    let locks = crate::backends::lock_local_state(&s)?;
     // Bind before creating anything: a busy port should fail before first-start files
     // (master key, admin credentials) are written.
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
         .with_context(|| format!("binding {}", s.listen))?;
-    let store = FsStore::open(&s.data_dir)
-        .with_context(|| format!("opening blob storage in {}", s.data_dir.display()))?;
-    let meta = SqliteMeta::open(&s.data_dir.join("metadata.db"))
-        .await
-        .context("opening metadata database")?;
-    let meta = Arc::new(meta);
+    let store = crate::backends::open_storage(&s).await?;
+    let meta = crate::backends::open_metadata(&s).await?;
     let iam = crate::identity::open(&s, meta.clone(), true).await?;
     crate::events::apply_declarations(&s, &meta, &iam).await?;
     // Background work: one runner for every job kind (berth-jobs); content changes
     // enqueue their jobs in their own transactions through the registry's hook.
     let (mut runner, hook) = crate::events::pipeline(&s, meta.clone(), &iam)?;
     let registry = Registry::new(
-        Arc::new(store),
+        store,
         meta.clone(),
         RegistryConfig {
             create_on_push: s.create_on_push,
             upload_expiry: s.upload_expiry(),
-            // The embedded SQLite database has one writer: this process.
-            manifest_cache: true,
+            // Cached manifests are only right while this process is the only writer
+            // (the embedded SQLite database); other nodes' deletes and tag moves would
+            // go unseen in a shared database.
+            manifest_cache: meta.single_writer(),
         },
     )
     .with_job_hook(hook);
@@ -265,13 +255,13 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         // An error means the sender is gone: stop as well.
         let _ = rx.changed().await;
     };
-    // Janitor: enqueue the housekeeping jobs (upload expiry every tick, audit pruning
-    // every 60 ticks; each a no-op while the previous one is pending) and record pull
-    // times, which live in this process's memory.
+    // Janitor: enqueue the housekeeping jobs (upload expiry every tick's period, audit
+    // and job pruning every 60; see crate::housekeeping for how N nodes share them) and
+    // record pull times, which live in this process's memory.
     let janitor = {
         let registry = registry.clone();
         let meta = meta.clone();
-        let mut rounds: u64 = 0;
+        let mut first = true;
         let every = (s.upload_expiry() / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut stop = Box::pin(stopped(stop_rx.clone()));
         tokio::spawn(async move {
@@ -281,23 +271,21 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
                     _ = tick.tick() => {}
                     _ = &mut stop => break,
                 }
-                let mut due = vec![housekeeping::periodic(housekeeping::EXPIRE_UPLOADS)];
-                if rounds.is_multiple_of(60) {
-                    due.push(housekeeping::periodic(housekeeping::PRUNE_AUDIT));
-                    due.push(housekeeping::periodic(housekeeping::PRUNE_JOBS));
-                }
-                for job in &due {
-                    let now = berth_jobs::Clock::now_ms(&berth_jobs::SystemClock);
-                    if let Err(e) = berth_meta::JobStore::enqueue(meta.as_ref(), job, now).await {
-                        tracing::warn!(kind = %job.kind, error = %e, "enqueueing housekeeping failed");
-                    }
+                let now = berth_jobs::Clock::now_ms(&berth_jobs::SystemClock);
+                let due = [
+                    housekeeping::periodic(housekeeping::EXPIRE_UPLOADS, every, now, first),
+                    housekeeping::periodic(housekeeping::PRUNE_AUDIT, every * 60, now, first),
+                    housekeeping::periodic(housekeeping::PRUNE_JOBS, every * 60, now, first),
+                ];
+                first = false;
+                if let Err(e) = meta.enqueue_batch(&due, now).await {
+                    tracing::warn!(error = %e, "enqueueing housekeeping failed");
                 }
                 waker.wake();
                 // Pull times (ECR lastRecordedPullTime) are kept in memory between ticks.
                 if let Err(e) = registry.flush_pulls().await {
                     tracing::warn!(error = %e, "recording pull times failed");
                 }
-                rounds += 1;
             }
         })
     };
@@ -305,6 +293,10 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     tracing::info!(
         listen = %listener.local_addr()?,
         data_dir = %data_dir.display(),
+        metadata = %s.metadata_url()?.redacted(),
+        metadata_engine = meta.engine(),
+        storage = ?s.storage_url()?,
+        locked = ?locks.paths(),
         upload_expiry_secs = s.upload_expiry_secs,
         create_on_push = s.create_on_push,
         account = %iam.account(),
@@ -372,7 +364,7 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     // Every audit record of a served request is in the database before we exit.
     iam.audit().flush().await;
     meta.close().await;
-    drop(lock);
+    drop(locks);
     match forced {
         None => {
             tracing::info!("stopped");
