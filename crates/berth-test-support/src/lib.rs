@@ -36,8 +36,8 @@
 
 #![deny(missing_docs)]
 
-pub mod postgres;
 pub mod nodes;
+pub mod postgres;
 
 use axum::body::Body;
 use axum::http::{Request, Response};

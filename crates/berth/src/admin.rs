@@ -81,6 +81,9 @@ pub enum AdminCommand {
     /// Events: the webhook delivery log and API destinations' signing secrets.
     #[command(subcommand)]
     Events(crate::admin_jobs::EventsCmd),
+    /// Copy this embedded-default registry (SQLite + local blobs) to PostgreSQL and
+    /// S3-compatible storage, verified and resumable; the server must be stopped.
+    Migrate(crate::admin_migrate::MigrateArgs),
 }
 
 /// Account commands.
@@ -446,6 +449,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         argv.extend(["--master-key-file".into(), k.into()]);
     }
     let settings = Settings::from_matches(&Settings::command().try_get_matches_from(argv)?)?;
+    let cmd = match args.command {
+        AdminCommand::Migrate(m) => return crate::admin_migrate::run(&settings, m).await,
+        other => other,
+    };
     if let crate::config::MetadataUrl::Sqlite(db) = settings.metadata_url()? {
         anyhow::ensure!(
             db.exists(),
@@ -456,7 +463,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     }
     let meta = crate::backends::open_metadata(&settings).await?;
     let iam = crate::identity::open(&settings, meta.clone(), false).await?;
-    let r = command(&iam, meta.as_ref(), args.command).await;
+    let r = command(&iam, meta.as_ref(), cmd).await;
     meta.close().await;
     r
 }
@@ -486,6 +493,7 @@ fn list_principals(iam: &Iam, a: &AccountOpt, kind: StoredKind) {
 
 async fn command(iam: &Iam, meta: &dyn Metadata, cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Migrate(_) => unreachable!("run() handles migrate before opening metadata"),
         AdminCommand::Jobs(c) => crate::admin_jobs::jobs(meta, c).await?,
         AdminCommand::Events(c) => crate::admin_jobs::events(meta, c).await?,
         AdminCommand::Account(c) => match c {

@@ -5,6 +5,7 @@
 
 pub mod admin;
 mod admin_jobs;
+mod admin_migrate;
 pub mod backends;
 pub mod config;
 pub mod events;

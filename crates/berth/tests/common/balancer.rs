@@ -48,15 +48,26 @@ impl Balancer {
     pub fn start(nodes: &[String]) -> Balancer {
         let mut last = String::new();
         for _ in 0..4 {
-            let dir = tempfile::Builder::new().prefix("berth-lb").tempdir().unwrap();
+            let dir = tempfile::Builder::new()
+                .prefix("berth-lb")
+                .tempdir()
+                .unwrap();
             for sub in ["tmp", "logs"] {
                 fs::create_dir_all(dir.path().join(sub)).unwrap();
             }
             // Workers run as nobody when the master is root.
-            let _ = Command::new("chmod").arg("-R").arg("a+rwx").arg(dir.path()).status();
+            let _ = Command::new("chmod")
+                .arg("-R")
+                .arg("a+rwx")
+                .arg(dir.path())
+                .status();
             let port = super::free_port();
             let host = format!("127.0.0.1:{port}");
-            fs::write(dir.path().join("nginx.conf"), config(dir.path(), &host, nodes)).unwrap();
+            fs::write(
+                dir.path().join("nginx.conf"),
+                config(dir.path(), &host, nodes),
+            )
+            .unwrap();
             let mut cmd = Command::new(nginx_bin());
             cmd.arg("-p")
                 .arg(dir.path())
