@@ -435,7 +435,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     );
     let meta = Arc::new(SqliteMeta::open(&db).await.context("opening metadata")?);
     let iam = crate::identity::open(&settings, meta.clone(), false).await?;
-    let r = command(&iam, &meta, args.command).await;
+    let events = crate::identity::sealed_events(&settings, meta.clone())?;
+    let r = command(&iam, &meta, &*events, args.command).await;
     meta.close().await;
     r
 }
@@ -463,10 +464,15 @@ fn list_principals(iam: &Iam, a: &AccountOpt, kind: StoredKind) {
     }
 }
 
-async fn command(iam: &Iam, meta: &SqliteMeta, cmd: AdminCommand) -> anyhow::Result<()> {
+async fn command(
+    iam: &Iam,
+    meta: &SqliteMeta,
+    events: &dyn berth_meta::EventConfigStore,
+    cmd: AdminCommand,
+) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Jobs(c) => crate::admin_jobs::jobs(meta, c).await?,
-        AdminCommand::Events(c) => crate::admin_jobs::events(meta, c).await?,
+        AdminCommand::Events(c) => crate::admin_jobs::events(meta, events, c).await?,
         AdminCommand::Account(c) => match c {
             AccountCmd::Create { id, name } => {
                 iam.create_account(&id, name.as_deref().unwrap_or(&id))

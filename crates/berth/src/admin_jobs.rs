@@ -147,19 +147,21 @@ fn delivery(row: &JobRow) -> Value {
     })
 }
 
-/// Runs a `berth admin events` command.
-pub async fn events(meta: &SqliteMeta, cmd: EventsCmd) -> anyhow::Result<()> {
+/// Runs a `berth admin events` command; `config` is the event configuration with its
+/// secrets opened (sealed at rest).
+pub async fn events(
+    meta: &SqliteMeta,
+    config: &dyn berth_meta::EventConfigStore,
+    cmd: EventsCmd,
+) -> anyhow::Result<()> {
     match cmd {
-        EventsCmd::DestinationSecret { name } => {
-            use berth_meta::EventConfigStore;
-            match meta.api_destination(&name).await? {
-                Some(d) => {
-                    println!("{}", d.signing_secret);
-                    Ok(())
-                }
-                None => anyhow::bail!("API destination {name} does not exist"),
+        EventsCmd::DestinationSecret { name } => match config.api_destination(&name).await? {
+            Some(d) => {
+                println!("{}", d.signing_secret);
+                Ok(())
             }
-        }
+            None => anyhow::bail!("API destination {name} does not exist"),
+        },
         EventsCmd::Deliveries {
             event_id,
             rule,

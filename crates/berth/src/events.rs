@@ -112,6 +112,7 @@ use std::time::Duration;
 pub fn pipeline(
     s: &Settings,
     meta: Arc<SqliteMeta>,
+    config: Arc<dyn berth_meta::EventConfigStore>,
     iam: &Iam,
 ) -> anyhow::Result<(Runner, Arc<dyn JobHook>)> {
     let mut runner = Runner::new(meta.clone(), RunnerConfig::default());
@@ -121,7 +122,8 @@ pub fn pipeline(
         region: iam.region().to_string(),
     };
     let hook: Arc<dyn JobHook> = Arc::new(EventHook::new(origin, Some(waker.clone())));
-    let targets = Arc::new(TargetCache::new(meta.clone(), Duration::from_secs(1)));
+    // Targets are read through `config`, which opens their sealed secrets.
+    let targets = Arc::new(TargetCache::new(config, Duration::from_secs(1)));
     let backoff = Backoff {
         base: Duration::from_millis(s.event_retry_initial_ms.max(1)),
         max: Duration::from_secs(s.event_retry_max_secs.max(1)),
@@ -162,12 +164,12 @@ pub fn pipeline(
 /// (naming the rule), or the database failed.
 pub async fn apply_declarations(
     s: &Settings,
-    meta: &Arc<SqliteMeta>,
+    meta: &dyn berth_meta::EventConfigStore,
     iam: &Iam,
 ) -> anyhow::Result<()> {
     use berth_meta::events::{
-        AuthorizationType, EventConfigStore, NewApiDestination, NewConnection, NewRule, RuleState,
-        TargetRow, DEFAULT_EVENT_BUS,
+        AuthorizationType, NewApiDestination, NewConnection, NewRule, RuleState, TargetRow,
+        DEFAULT_EVENT_BUS,
     };
     let arn = |kind: &str, name: &str| {
         format!(
