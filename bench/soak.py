@@ -37,6 +37,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -638,6 +639,8 @@ class Soak:
         self.vlock = threading.Lock()
         self.receiver = Receiver()
         self.all_repos = [f"soak/w{i}-{x}" for i in range(args.workers) for x in "ab"]
+        self.memory_series = []
+        self.memory_path = os.path.join(self.work, "memory.tsv")
 
     def violation(self, msg):
         with self.vlock:
@@ -691,6 +694,7 @@ class Soak:
         threads = [threading.Thread(target=w.run, args=(stop,)) for w in workers]
         rng = random.Random(f"killer-{self.args.seed}")
         t0 = time.time()
+        self.last_rss = t0
         for t in threads:
             t.start()
         last = t0
@@ -699,6 +703,9 @@ class Soak:
             next_kill = time.time() + rng.uniform(self.args.kill_min, self.args.kill_max)
             while time.time() < min(next_kill, deadline):
                 time.sleep(min(1.0, max(0.05, min(next_kill, deadline) - time.time())))
+                if time.time() - self.last_rss >= self.args.rss_every:
+                    self.last_rss = time.time()
+                    self.sample_memory(self.last_rss - t0)
                 if time.time() - last >= 60:
                     last = time.time()
                     log(f"{int(last - t0)} s: {self.stats.total()} requests ok, "
@@ -736,6 +743,43 @@ class Soak:
             f"load {self.under_load}; checking")
         self.verify()
         return self.report()
+
+    def sample_memory(self, elapsed):
+        """One row of WORK/memory.tsv: the server's memory over time under load (issue 19's
+        leak check: RSS must level off at SQLite's page caches + buffers), with what grows
+        beside it (the metadata database, its audit and job tables, threads)."""
+        pid = self.srv.proc.pid
+        row = {"t": round(elapsed), "pid": pid}
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k in ("Rss", "Anonymous", "Private_Dirty", "Shared_Clean"):
+                        row[k] = int(v.split()[0])
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("Threads:"):
+                        row["threads"] = int(line.split()[1])
+        except OSError:
+            return  # killed between two lines
+        db = os.path.join(self.srv.data, "metadata.db")
+        row["db_bytes"] = sum(os.path.getsize(db + s) for s in ("", "-wal")
+                              if os.path.exists(db + s))
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            row["audit_rows"] = con.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+            row["job_rows"] = con.execute("SELECT count(*) FROM jobs").fetchone()[0]
+            con.close()
+        except sqlite3.Error:
+            pass
+        self.memory_series.append(row)
+        new = not os.path.exists(self.memory_path)
+        with open(self.memory_path, "a") as f:
+            cols = ["t", "pid", "Rss", "Anonymous", "Private_Dirty", "Shared_Clean", "threads",
+                    "db_bytes", "audit_rows", "job_rows"]
+            if new:
+                f.write("\t".join(cols) + "\n")
+            f.write("\t".join(str(row.get(c, "")) for c in cols) + "\n")
 
     def sample(self):
         """(RSS KiB, open files, open sockets and other descriptors) of the server."""
@@ -988,8 +1032,24 @@ class Soak:
         lost = sum(1 for v in self.violations if v.startswith(("LOST", "PARTIAL")))
         c = self.model.counts
         max_loaded = max(self.srv.loaded_samples, default=(0, 0))
+        mem = self.memory_series
+        if mem:
+            third = max(1, len(mem) // 3)
+            peak = lambda rows: max(r.get("Rss", 0) for r in rows) // 1024
+            mem_line = (
+                f"memory over the load (WORK/memory.tsv, every {self.args.rss_every:g} s, "
+                f"{len(mem)} samples): RSS MiB first {mem[0].get('Rss', 0) // 1024}, peak of each "
+                f"third {peak(mem[:third])} / {peak(mem[third:2 * third] or mem[-1:])} / "
+                f"{peak(mem[2 * third:] or mem[-1:])}, last {mem[-1].get('Rss', 0) // 1024} "
+                f"(anonymous {mem[-1].get('Anonymous', 0) // 1024}); threads {mem[-1].get('threads')}; "
+                f"metadata DB {mem[-1].get('db_bytes', 0) // 2**20} MiB, audit rows "
+                f"{mem[0].get('audit_rows')} -> {mem[-1].get('audit_rows')}, job rows "
+                f"{mem[0].get('job_rows')} -> {mem[-1].get('job_rows')}")
+        else:
+            mem_line = "memory over the load: no sample"
         lines = [
             "== Berth soak report",
+            mem_line,
             f"binary: {self.args.berth}",
             f"load: {self.load_secs:.0f} s, {self.args.workers} workers; "
             f"{total_ok} requests acknowledged = {total_ok / self.load_secs:.1f} requests/s held "
@@ -1044,6 +1104,9 @@ def main():
                    help="seconds the jobs may take to settle after the final restart")
     p.add_argument("--final-load", type=float, default=15,
                    help="seconds of load (no kills) on the final server before the checks")
+    p.add_argument("--rss-every", type=float, default=30,
+                   help="seconds between two memory samples of the server under load "
+                        "(WORK/memory.tsv)")
     p.add_argument("--seed", default=str(int(time.time())))
     args = p.parse_args()
     soak = Soak(args)

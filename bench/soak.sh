@@ -13,6 +13,9 @@
 #   SOAK_WORKERS concurrent clients (default 4)
 #   SOAK_KILL_MIN, SOAK_KILL_MAX   seconds between two kills (default 10, 40)
 #   SOAK_SEED    seed of the random choices (default: the time)
+#   SOAK_RSS_EVERY seconds between two memory samples under load (default 30; the series
+#                is WORK/memory.tsv and summarised in the report). For a leak check over
+#                one long-lived process, disable the kills: SOAK_KILL_MIN=1e9 SOAK_KILL_MAX=1e9
 #   SOAK_KEEP=1  keep the working directory (data dir, server log, acks.jsonl) also on success
 # Needs: python3 with boto3 (the clients venv .venv-clients, from .ci/install-clients),
 # skopeo. Everything runs on 127.0.0.1; the working directory is a mktemp -d, removed at
@@ -33,7 +36,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-soak.XXXXXX")
 rc=0
 "$PY" bench/soak.py --berth "$BIN" --work "$WORK" --seconds "$SECONDS_WANTED" \
   --workers "${SOAK_WORKERS:-4}" --kill-min "${SOAK_KILL_MIN:-10}" --kill-max "${SOAK_KILL_MAX:-40}" \
-  ${SOAK_SEED:+--seed "$SOAK_SEED"} || rc=$?
+  --rss-every "${SOAK_RSS_EVERY:-30}" ${SOAK_SEED:+--seed "$SOAK_SEED"} || rc=$?
 if [ "$rc" -ne 0 ] || [ "${SOAK_KEEP:-0}" = 1 ]; then
   echo "soak: working directory kept: $WORK (server.log, acks.jsonl, data/)" >&2
 else

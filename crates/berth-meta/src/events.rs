@@ -389,6 +389,11 @@ pub trait EventConfigStore: Send + Sync {
         d: &NewApiDestination,
         now: i64,
     ) -> Result<Option<ApiDestinationRow>>;
+    /// Replaces a destination's stored signing secret with `new` if it is still
+    /// `expected` (compare-and-set; `updated_at` is kept: the secret's value does not
+    /// change, only its encoding at rest — used to seal rows written in plaintext).
+    /// Returns whether it was replaced.
+    async fn replace_signing_secret(&self, name: &str, expected: &str, new: &str) -> Result<bool>;
     /// One API destination by name.
     async fn api_destination(&self, name: &str) -> Result<Option<ApiDestinationRow>>;
     /// One API destination by ARN.

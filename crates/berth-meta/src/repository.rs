@@ -112,10 +112,16 @@ pub trait RepositoryStore: Send + Sync + 'static {
     /// `Ok(None)` if it does not exist.
     /// Errors: [`crate::MetaError::RepositoryNotEmpty`] if it holds images and `force`
     /// is false.
+    ///
+    /// Every image deleted with it is a [`crate::changes::Change::ManifestDeleted`] (with
+    /// its tags): the jobs `hook` returns for them are enqueued in the same transaction
+    /// (ECR emits an `ECR Image Action` DELETE per image a forced DeleteRepository
+    /// removes).
     async fn delete_repository(
         &self,
         repo: &RepositoryName,
         force: bool,
+        hook: &dyn crate::ChangeHook,
     ) -> Result<Option<RepositoryRecord>>;
     /// Replaces the tag rules; false if the repository does not exist.
     async fn set_tag_rules(&self, repo: &RepositoryName, rules: &TagRules) -> Result<bool>;

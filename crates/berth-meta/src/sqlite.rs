@@ -39,13 +39,13 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
-fn parse_digest(s: String) -> Result<Digest> {
+pub(crate) fn parse_digest(s: String) -> Result<Digest> {
     s.parse()
         .map_err(|e| MetaError::Corrupt(format!("stored digest {s:?}: {e}")))
 }
 
 /// Enqueues a change's jobs in its transaction, commits, and tells the hook.
-async fn commit_with_jobs(
+pub(crate) async fn commit_with_jobs(
     mut tx: Transaction<'static, Sqlite>,
     jobs: &[crate::jobs::NewJob],
     hook: &dyn ChangeHook,

@@ -567,6 +567,25 @@ impl EventConfigStore for SqliteMeta {
         Ok(Some(out))
     }
 
+    async fn replace_signing_secret(&self, name: &str, expected: &str, new: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE event_api_destinations SET signing_secret = ?
+             WHERE name = ? AND signing_secret = ?",
+        )
+        .bind(new)
+        .bind(name)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            commit_bumped(tx).await?;
+        }
+        Ok(done)
+    }
+
     async fn api_destination(&self, name: &str) -> Result<Option<ApiDestinationRow>> {
         sqlx::query(&format!(
             "SELECT {DESTINATION_COLUMNS} FROM event_api_destinations WHERE name = ?"

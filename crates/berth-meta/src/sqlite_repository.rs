@@ -224,11 +224,31 @@ impl RepositoryStore for SqliteMeta {
         &self,
         repo: &RepositoryName,
         force: bool,
+        hook: &dyn crate::ChangeHook,
     ) -> Result<Option<RepositoryRecord>> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some((id, record)) = record_in(&mut tx, repo).await? else {
             return Ok(None);
         };
+        // The images that go with it (none unless `force`), each with its tags, for the
+        // change's jobs: one `ManifestDeleted` per image, as delete_manifest reports.
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT m.digest, t.name FROM manifests m
+             LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest
+             WHERE m.repository_id = ? ORDER BY m.digest, t.name",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut images: Vec<(String, Vec<String>)> = Vec::new();
+        for (digest, tag) in rows {
+            if images.last().map(|(d, _)| d != &digest).unwrap_or(true) {
+                images.push((digest, Vec::new()));
+            }
+            if let (Some(t), Some((_, tags))) = (tag, images.last_mut()) {
+                tags.push(t);
+            }
+        }
         if !force {
             let has_images = sqlx::query("SELECT 1 FROM manifests WHERE repository_id = ? LIMIT 1")
                 .bind(id)
@@ -259,7 +279,16 @@ impl RepositoryStore for SqliteMeta {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
+        let mut jobs = Vec::new();
+        for (digest, tags) in &images {
+            let digest = crate::sqlite::parse_digest(digest.clone())?;
+            jobs.extend(hook.jobs(&crate::changes::Change::ManifestDeleted {
+                repository: repo,
+                digest: &digest,
+                tags,
+            }));
+        }
+        crate::sqlite::commit_with_jobs(tx, &jobs, hook).await?;
         Ok(Some(record))
     }
 

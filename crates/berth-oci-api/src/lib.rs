@@ -13,10 +13,11 @@
 pub mod auth;
 pub mod endpoint;
 pub mod error;
+pub mod query;
 pub mod range;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -31,7 +32,6 @@ use endpoint::{Endpoint, RouteError};
 use error::{range_header, ErrorCode, OciError};
 use futures::StreamExt;
 use http_body_util::BodyExt;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -42,7 +42,7 @@ const READ_CHUNK: usize = 1 << 20;
 #[derive(Debug, Clone, Copy)]
 pub struct RouteLabel(pub &'static str);
 
-type Params = HashMap<String, String>;
+use query::Params;
 
 /// The state of the OCI adapter: the service and the identity service.
 #[derive(Clone)]
@@ -84,9 +84,7 @@ async fn handle(State(api): State<Api>, req: Request) -> Response {
     if let Err(resp) = authorize(&api, &caller, &ep, &headers).await {
         return finish(body::settle(resp, body).await, label);
     }
-    let mut params: Params = Query::try_from_uri(&uri)
-        .map(|q: Query<Params>| q.0)
-        .unwrap_or_default();
+    let mut params: Params = query::params(uri.query());
     // § Mounting a blob: the caller must be able to pull from the source, else
     // the request is an ordinary upload (202), which reveals nothing about it.
     if let (Endpoint::StartUpload(_), Some(from)) = (&ep, params.get("from")) {
@@ -260,29 +258,6 @@ fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// `n` and `last` pagination parameters (spec § Listing tags).
-fn pagination(params: &Params) -> Result<(Option<u32>, Option<&str>), OciError> {
-    let n = match params.get("n") {
-        None => None,
-        Some(v) => Some(v.parse::<u32>().map_err(|_| {
-            // spec § Error Codes allows only code-1…code-14 in a JSON error, so not
-            // distribution's PAGINATION_NUMBER_INVALID; the message says what to fix.
-            OciError::new(
-                ErrorCode::Unsupported,
-                format!("n={v:?} is not a non-negative integer"),
-            )
-            .with_status(StatusCode::BAD_REQUEST)
-        })?),
-    };
-    Ok((
-        n,
-        params
-            .get("last")
-            .map(String::as_str)
-            .filter(|l| !l.is_empty()),
-    ))
-}
-
 /// Fetch limit for a page of `n`: one extra item tells whether another page exists.
 fn fetch_limit(n: Option<u32>) -> u32 {
     n.map_or(u32::MAX, |n| n.saturating_add(1))
@@ -302,7 +277,7 @@ fn paginate(
     items.truncate(n as usize);
     let link = items
         .last()
-        .map(|last| hv(&format!("<{path}?n={n}&last={last}>; rel=\"next\"")));
+        .map(|last| hv(&query::next_link(path, n, last)));
     (items, link)
 }
 
@@ -317,11 +292,11 @@ fn listing(body: serde_json::Value, link: Option<HeaderValue>) -> Response {
 /// The catalog, listing only repositories the caller may `ecr:DescribeRepositories`
 /// (ECR's DescribeRepositories shows a caller only what policies let them see).
 async fn catalog(api: &Api, caller: &Caller, params: &Params) -> Res {
-    let (n, last) = pagination(params)?;
+    let query::Pagination { n, last } = query::pagination(params)?;
     let limit = n.map_or(usize::MAX, |n| n as usize);
     let page = api
         .reg
-        .visible_repositories(last, limit, |name| {
+        .visible_repositories(last.as_deref(), limit, |name| {
             api.iam.is_allowed(
                 caller,
                 EcrAction::DescribeRepositories.into(),
@@ -335,17 +310,15 @@ async fn catalog(api: &Api, caller: &Caller, params: &Params) -> Res {
         .map(|r| r.name.to_string())
         .collect();
     let link = match (n, repos.last()) {
-        (Some(n), Some(last)) if page.more => Some(hv(&format!(
-            "</v2/_catalog?n={n}&last={last}>; rel=\"next\""
-        ))),
+        (Some(n), Some(last)) if page.more => Some(hv(&query::next_link("/v2/_catalog", n, last))),
         _ => None,
     };
     Ok(listing(serde_json::json!({ "repositories": repos }), link))
 }
 
 async fn tags(reg: &Registry, name: &RepositoryName, params: &Params) -> Res {
-    let (n, last) = pagination(params)?;
-    let tags = reg.list_tags(name, last, fetch_limit(n)).await?;
+    let query::Pagination { n, last } = query::pagination(params)?;
+    let tags = reg.list_tags(name, last.as_deref(), fetch_limit(n)).await?;
     let (tags, link) = paginate(&format!("/v2/{name}/tags/list"), n, tags);
     Ok(listing(
         serde_json::json!({ "name": name.as_str(), "tags": tags }),
@@ -688,10 +661,7 @@ async fn put_upload(
 }
 
 async fn referrers(reg: &Registry, name: &RepositoryName, d: &Digest, params: &Params) -> Res {
-    let filter = params
-        .get("artifactType")
-        .map(String::as_str)
-        .filter(|s| !s.is_empty());
+    let filter = query::artifact_type(params);
     let list = reg.referrers(name, d, filter).await?;
     let manifests: Vec<serde_json::Value> = list
         .into_iter()

@@ -6,7 +6,7 @@
 //! adapter names no store crate. The record types are re-exported from here. Meaning
 //! (pattern validation, ARNs, secrets, wire shapes) stays with the caller.
 
-use berth_meta::{MetaError, MetaStore};
+use berth_meta::{EventConfigStore, MetaError, MetaStore};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -83,13 +83,19 @@ fn now_ms() -> i64 {
 /// The event-configuration service. Cheap to clone.
 #[derive(Clone)]
 pub struct EventConfig {
-    meta: Arc<dyn MetaStore>,
+    meta: Arc<dyn EventConfigStore>,
 }
 
 impl EventConfig {
-    /// The service over `meta`.
+    /// The service over `meta` (secrets stored as given).
     pub fn new(meta: Arc<dyn MetaStore>) -> EventConfig {
         EventConfig { meta }
+    }
+
+    /// The service over `store`, e.g. a [`crate::sealed::SealedEventConfig`] that seals
+    /// secrets at rest.
+    pub fn over(store: Arc<dyn EventConfigStore>) -> EventConfig {
+        EventConfig { meta: store }
     }
 
     /// Creates or replaces a rule (PutRule), keeping its targets.
@@ -186,8 +192,15 @@ impl EventConfig {
 }
 
 impl crate::Registry {
-    /// The event-configuration service over this registry's metadata store.
+    /// The event-configuration service over this registry's metadata store, sealing
+    /// secrets at rest when the registry has a sealer ([`crate::Registry::with_secret_sealer`]).
     pub fn event_config(&self) -> EventConfig {
-        EventConfig::new(self.meta.clone())
+        match &self.sealer {
+            Some(sealer) => EventConfig::over(Arc::new(crate::sealed::SealedEventConfig::new(
+                self.meta.clone(),
+                sealer.clone(),
+            ))),
+            None => EventConfig::new(self.meta.clone()),
+        }
     }
 }

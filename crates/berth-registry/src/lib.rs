@@ -21,6 +21,7 @@ pub mod cache;
 pub mod event_config;
 pub mod pulls;
 mod repositories;
+pub mod sealed;
 
 use berth_core::{
     Digest, ManifestError, NameError, ParsedManifest, Reference, RepositoryName, Tag,
@@ -334,6 +335,7 @@ pub struct Registry {
     cache: Option<Arc<cache::ManifestCache>>,
     pulls: Arc<pulls::PullRecorder>,
     hook: Arc<dyn ChangeHook>,
+    sealer: Option<Arc<dyn sealed::SecretSealer>>,
 }
 
 impl Registry {
@@ -353,7 +355,15 @@ impl Registry {
             cache,
             pulls: Arc::default(),
             hook: Arc::new(NoJobs),
+            sealer: None,
         }
+    }
+
+    /// The same registry sealing the event configuration's secrets at rest with `sealer`
+    /// (see [`sealed`]); without one they are stored as given.
+    pub fn with_secret_sealer(mut self, sealer: Arc<dyn sealed::SecretSealer>) -> Registry {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// The same registry with `hook` deciding which background jobs each content change

@@ -98,7 +98,9 @@ impl Registry {
         }
     }
 
-    /// Deletes a repository; with `force`, also every image in it. Its repository policy
+    /// Deletes a repository; with `force`, also every image in it (each a change for the
+    /// job hook, enqueued in the same transaction: one ECR `DELETE` event per image,
+    /// per tag). Its repository policy
     /// goes in the same transaction (ECR: a repository created later under the name has
     /// none); identity services learn of it through the identity generation, so a caller
     /// holding one reloads it after this returns (its periodic reload is the backstop).
@@ -108,7 +110,10 @@ impl Registry {
         repo: &RepositoryName,
         force: bool,
     ) -> Result<RepositoryRecord> {
-        let deleted = self.meta.delete_repository(repo, force).await;
+        let deleted = self
+            .meta
+            .delete_repository(repo, force, self.hook.as_ref())
+            .await;
         self.invalidate_cache();
         deleted?.ok_or_else(|| RegistryError::NameUnknown(repo.to_string()))
     }

@@ -168,3 +168,58 @@ async fn jobs_exist_exactly_when_the_change_commits() {
         "one wake-up per committed change"
     );
 }
+
+/// ECR DeleteRepository with `force` (ECR_REFERENCE.md; ECR emits an `ECR Image Action`
+/// DELETE per image it removes): every image in the repository is a `ManifestDeleted`
+/// change with its tags, enqueued in the deletion's transaction; a refused delete (not
+/// forced, images present) and an empty repository's delete enqueue nothing.
+#[tokio::test]
+async fn forced_repository_delete_reports_every_image_in_its_transaction() {
+    let env = Env::new().await;
+    let rec = Arc::new(Recorder::default());
+    let reg = env.registry.clone().with_job_hook(rec.clone());
+    let repo = RepositoryName::parse("team/gone").unwrap();
+    let (a, da) = image(&reg, &repo, "a").await;
+    let (b, db) = image(&reg, &repo, "b").await;
+    reg.put_manifest(&repo, &tag("v1"), OCI, a.clone())
+        .await
+        .unwrap();
+    reg.put_manifest(&repo, &tag("v2"), OCI, a).await.unwrap();
+    reg.put_manifest(&repo, &Reference::Digest(db.clone()), OCI, b)
+        .await
+        .unwrap();
+    let pushes = jobs(&env).await.len();
+    assert!(matches!(
+        reg.delete_repository(&repo, false).await,
+        Err(RegistryError::RepositoryNotEmpty(_))
+    ));
+    assert_eq!(
+        jobs(&env).await.len(),
+        pushes,
+        "a refused delete enqueues nothing"
+    );
+    reg.delete_repository(&repo, true).await.unwrap();
+    let mut deleted = jobs(&env).await[pushes..].to_vec();
+    deleted.sort_by_key(|v| v["digest"].as_str().unwrap().to_string());
+    let mut want = vec![
+        json!({"deleted": "team/gone", "digest": da.to_string(), "tags": ["v1", "v2"]}),
+        json!({"deleted": "team/gone", "digest": db.to_string(), "tags": []}),
+    ];
+    want.sort_by_key(|v| v["digest"].as_str().unwrap().to_string());
+    assert_eq!(deleted, want);
+    assert_eq!(
+        rec.commits.load(Ordering::SeqCst),
+        4,
+        "3 pushes, 1 forced delete"
+    );
+
+    // An empty repository goes without jobs.
+    let empty = RepositoryName::parse("team/empty").unwrap();
+    reg.create_repository(&empty, &RepositorySettings::default(), &[])
+        .await
+        .unwrap();
+    let before = jobs(&env).await.len();
+    reg.delete_repository(&empty, true).await.unwrap();
+    assert_eq!(jobs(&env).await.len(), before);
+    assert_eq!(rec.commits.load(Ordering::SeqCst), 4);
+}

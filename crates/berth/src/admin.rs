@@ -463,7 +463,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     }
     let meta = crate::backends::open_metadata(&settings).await?;
     let iam = crate::identity::open(&settings, meta.clone(), false).await?;
-    let r = command(&iam, meta.as_ref(), cmd).await;
+    let events = crate::identity::sealed_events(&settings, meta.clone())?;
+    let r = command(&iam, meta.as_ref(), &*events, cmd).await;
     meta.close().await;
     r
 }
@@ -491,11 +492,16 @@ fn list_principals(iam: &Iam, a: &AccountOpt, kind: StoredKind) {
     }
 }
 
-async fn command(iam: &Iam, meta: &dyn Metadata, cmd: AdminCommand) -> anyhow::Result<()> {
+async fn command(
+    iam: &Iam,
+    meta: &dyn Metadata,
+    events: &dyn berth_meta::EventConfigStore,
+    cmd: AdminCommand,
+) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Migrate(_) => unreachable!("run() handles migrate before opening metadata"),
         AdminCommand::Jobs(c) => crate::admin_jobs::jobs(meta, c).await?,
-        AdminCommand::Events(c) => crate::admin_jobs::events(meta, c).await?,
+        AdminCommand::Events(c) => crate::admin_jobs::events(meta, events, c).await?,
         AdminCommand::Account(c) => match c {
             AccountCmd::Create { id, name } => {
                 iam.create_account(&id, name.as_deref().unwrap_or(&id))

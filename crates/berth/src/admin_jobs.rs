@@ -147,10 +147,15 @@ fn delivery(row: &JobRow) -> Value {
     })
 }
 
-/// Runs a `berth admin events` command.
-pub async fn events(meta: &dyn Metadata, cmd: EventsCmd) -> anyhow::Result<()> {
+/// Runs a `berth admin events` command; `config` is the event configuration with its
+/// secrets opened (sealed at rest).
+pub async fn events(
+    meta: &dyn Metadata,
+    config: &dyn berth_meta::EventConfigStore,
+    cmd: EventsCmd,
+) -> anyhow::Result<()> {
     match cmd {
-        EventsCmd::DestinationSecret { name } => match meta.api_destination(&name).await? {
+        EventsCmd::DestinationSecret { name } => match config.api_destination(&name).await? {
             Some(d) => {
                 println!("{}", d.signing_secret);
                 Ok(())

@@ -394,6 +394,14 @@ pub struct Settings {
     )]
     pub job_lease_secs: u64,
 
+    /// Run background jobs (event fan-out and delivery, housekeeping) in this process.
+    /// `false` makes an API-only process: the jobs its requests cause are still enqueued
+    /// in the metadata database in the same transactions and wait there until a process
+    /// with `true` runs them (on the embedded SQLite database: this one, restarted).
+    #[arg(long, env = "BERTH_RUN_JOBS", value_name = "BOOL", default_value = "true",
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub run_jobs: bool,
+
     /// Days to keep finished background jobs (succeeded, dead, cancelled; the webhook
     /// delivery log is the delivery jobs) before housekeeping deletes them.
     #[arg(

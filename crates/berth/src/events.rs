@@ -112,6 +112,7 @@ use std::time::Duration;
 pub fn pipeline(
     s: &Settings,
     meta: Arc<dyn Metadata>,
+    config: Arc<dyn berth_meta::EventConfigStore>,
     iam: &Iam,
 ) -> anyhow::Result<(Runner, Arc<dyn JobHook>)> {
     let mut runner = Runner::new(meta.clone(), RunnerConfig::default());
@@ -121,7 +122,8 @@ pub fn pipeline(
         region: iam.region().to_string(),
     };
     let hook: Arc<dyn JobHook> = Arc::new(EventHook::new(origin, Some(waker.clone())));
-    let targets = Arc::new(TargetCache::new(meta.clone(), Duration::from_secs(1)));
+    // Targets are read through `config`, which opens their sealed secrets.
+    let targets = Arc::new(TargetCache::new(config, Duration::from_secs(1)));
     let backoff = Backoff {
         base: Duration::from_millis(s.event_retry_initial_ms.max(1)),
         max: Duration::from_secs(s.event_retry_max_secs.max(1)),
@@ -162,7 +164,7 @@ pub fn pipeline(
 /// (naming the rule), or the database failed.
 pub async fn apply_declarations(
     s: &Settings,
-    meta: &Arc<dyn Metadata>,
+    meta: &dyn berth_meta::EventConfigStore,
     iam: &Iam,
 ) -> anyhow::Result<()> {
     use berth_meta::events::{

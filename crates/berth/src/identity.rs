@@ -78,6 +78,40 @@ async fn record_master_key(meta: &dyn IamStore, keys: &Keys) -> anyhow::Result<(
     Ok(())
 }
 
+/// [`berth_registry::sealed::SecretSealer`] over the master key: event-configuration
+/// secrets are sealed with the same AES-256-GCM subkey as access-key secrets.
+struct KeySealer(Keys);
+
+impl berth_registry::sealed::SecretSealer for KeySealer {
+    fn seal(&self, plaintext: &str) -> Vec<u8> {
+        self.0.seal(plaintext)
+    }
+    fn unseal(&self, sealed: &[u8]) -> Result<String, String> {
+        self.0
+            .unseal(sealed)
+            .map(|s| s.as_str().to_string())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The master key as a sealer of event-configuration secrets (`BERTH_MASTER_KEY` or the
+/// key file, which must exist: call after [`open`]). Errors: the key cannot be read.
+pub fn sealer(s: &Settings) -> anyhow::Result<Arc<dyn berth_registry::sealed::SecretSealer>> {
+    Ok(Arc::new(KeySealer(keys(s, false)?)))
+}
+
+/// The event configuration of `meta` with its secrets sealed by the master key.
+/// Errors: the key cannot be read.
+pub fn sealed_events(
+    s: &Settings,
+    meta: Arc<dyn berth_meta::Metadata>,
+) -> anyhow::Result<Arc<berth_registry::sealed::SealedEventConfig>> {
+    Ok(Arc::new(berth_registry::sealed::SealedEventConfig::new(
+        meta,
+        sealer(s)?,
+    )))
+}
+
 /// Opens the identity service. When `serving`, starts the audit writer, creates the
 /// bootstrap administrator on first start and applies the config file's declarations.
 ///

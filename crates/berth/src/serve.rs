@@ -203,10 +203,28 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     let store = crate::backends::open_storage(&s).await?;
     let meta = crate::backends::open_metadata(&s).await?;
     let iam = crate::identity::open(&s, meta.clone(), true).await?;
-    crate::events::apply_declarations(&s, &meta, &iam).await?;
+    // Event-configuration secrets are sealed with the master key; rows stored in
+    // plaintext by earlier versions are sealed now (idempotent).
+    let sealer = crate::identity::sealer(&s)?;
+    let events_config = Arc::new(berth_registry::sealed::SealedEventConfig::new(
+        meta.clone(),
+        sealer.clone(),
+    ));
+    let resealed = events_config
+        .seal_plaintext_rows(berth_jobs::Clock::now_ms(&berth_jobs::SystemClock))
+        .await
+        .context("sealing event-configuration secrets stored in plaintext")?;
+    if resealed > 0 {
+        tracing::info!(
+            rows = resealed,
+            "sealed event-configuration secrets stored in plaintext by an earlier version"
+        );
+    }
+    crate::events::apply_declarations(&s, &*events_config, &iam).await?;
     // Background work: one runner for every job kind (berth-jobs); content changes
     // enqueue their jobs in their own transactions through the registry's hook.
-    let (mut runner, hook) = crate::events::pipeline(&s, meta.clone(), &iam)?;
+    let (mut runner, hook) =
+        crate::events::pipeline(&s, meta.clone(), events_config.clone(), &iam)?;
     let registry = Registry::new(
         store,
         meta.clone(),
@@ -219,7 +237,8 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
             manifest_cache: meta.single_writer(),
         },
     )
-    .with_job_hook(hook);
+    .with_job_hook(hook)
+    .with_secret_sealer(sealer);
     let housekeeping = berth_jobs::KindConfig {
         concurrency: 1,
         ..berth_jobs::KindConfig::default()
@@ -246,7 +265,12 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         housekeeping,
     );
     let waker = runner.waker();
-    let jobs = runner.start();
+    let jobs = if s.run_jobs {
+        Some(runner.start())
+    } else {
+        tracing::info!("background jobs are not run in this process (--run-jobs false): they stay queued for another one");
+        None
+    };
 
     // Background tasks stop when `stop` is sent, between two rounds, and are awaited at
     // shutdown (issue 16: drained, not aborted).
@@ -351,7 +375,13 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     }
     // Jobs in flight get a deadline to finish; the rest run again after their leases
     // expire (in this process at its next start, or in another one).
-    let report = jobs.shutdown(JOB_DRAIN_DEADLINE).await;
+    let report = match jobs {
+        Some(jobs) => jobs.shutdown(JOB_DRAIN_DEADLINE).await,
+        None => berth_jobs::ShutdownReport {
+            finished: 0,
+            abandoned: 0,
+        },
+    };
     tracing::info!(
         finished = report.finished,
         abandoned = report.abandoned,

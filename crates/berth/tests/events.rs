@@ -8,6 +8,10 @@
 //!   `aws ecr batch-delete-image` reach the receiver with the exact ECR shapes; the
 //!   signature verifies with `berth_events::signature::verify`; a push refused for an
 //!   immutable tag (ECR_REFERENCE.md §2.2) enqueues nothing;
+//! - `aws ecr delete-repository --force` reaches it as one DELETE per image and tag; the
+//!   connection's password and the signing secret are not in the database files in
+//!   clear (sealed with the master key) and `berth admin events destination-secret`
+//!   opens the sealed secret;
 //! - a receiver that is down for 30 s gets everything once it is back (retries with
 //!   backoff, visible in `berth admin events deliveries` and on `/metrics`);
 //! - `kill -9` of Berth with 100 deliveries queued or in flight: after the restart every
@@ -665,6 +669,78 @@ fn docker_push_and_deletes_reach_the_webhook_in_ecr_shapes() {
         assert_eq!(l["target_id"], "hook");
         assert_eq!(l["attempts"], 1);
     }
+
+    // ECR DeleteRepository with force (`aws ecr delete-repository --force`): one DELETE
+    // per image it removes, per tag (an untagged image without `image-tag`), as the OCI
+    // and BatchDeleteImage deletes report them.
+    let (x, dx) = small_image(&b, "team/gone", "gone-x");
+    let (y, dy) = small_image(&b, "team/gone", "gone-y");
+    assert_eq!(put_manifest(&b, "team/gone", "r1", &x).status, 201);
+    assert_eq!(put_manifest(&b, "team/gone", "r2", &x).status, 201);
+    assert_eq!(put_manifest(&b, "team/gone", &dy, &y).status, 201);
+    rx.wait_for("3 PUSH team/gone", Duration::from_secs(30), |g| {
+        g.len() >= 9
+    });
+    let out = aws(&[
+        "delete-repository",
+        "--repository-name",
+        "team/gone",
+        "--force",
+    ]);
+    assert_eq!(out["repository"]["repositoryName"], "team/gone", "{out}");
+    let got = rx.wait_for("3 DELETE team/gone", Duration::from_secs(30), |g| {
+        g.len() >= 12
+    });
+    let mut gone: Vec<&Delivery> = got
+        .iter()
+        .filter(|d| {
+            let v = d.json();
+            v["detail"]["repository-name"] == "team/gone" && v["detail"]["action-type"] == "DELETE"
+        })
+        .collect();
+    assert_eq!(gone.len(), 3, "one DELETE per image and tag");
+    gone.sort_by_key(|d| d.json()["detail"]["image-tag"].as_str().map(str::to_string));
+    assert_envelope(gone[0], &image_action("DELETE", "team/gone", &dy, None));
+    assert_envelope(
+        gone[1],
+        &image_action("DELETE", "team/gone", &dx, Some("r1")),
+    );
+    assert_envelope(
+        gone[2],
+        &image_action("DELETE", "team/gone", &dx, Some("r2")),
+    );
+
+    // Secrets at rest (issue 8): the connection's Basic password and the destination's
+    // signing secret are sealed with the master key; the database files never hold them
+    // in clear, yet every delivery above authenticated and verified.
+    for f in ["metadata.db", "metadata.db-wal"] {
+        let bytes = fs::read(b.data().join(f)).unwrap_or_default();
+        for secret in ["hook-password", SECRET] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{f} holds {secret:?} in clear"
+            );
+        }
+    }
+    let admin_secret = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(b.data())
+        .arg("--config")
+        .arg(b.config())
+        .args([
+            "events",
+            "destination-secret",
+            "berth-config-image-actions-hook",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&admin_secret.stdout).trim(),
+        SECRET,
+        "berth admin events destination-secret opens the sealed secret: {}",
+        String::from_utf8_lossy(&admin_secret.stderr)
+    );
 }
 
 /// Retries with backoff (EventBridge retries for up to 24 hours): the receiver is down

@@ -1,5 +1,6 @@
 //! Issue 19, "the fuzz targets build and run briefly in CI": runs `fuzz/smoke.sh`, which
-//! builds every cargo-fuzz target in `fuzz/` (OCI endpoint paths, references and
+//! builds every cargo-fuzz target in `fuzz/` (OCI endpoint paths, OCI listing query
+//! strings (`n`, `last`, `artifactType`), references and
 //! digests, manifests and indexes, Range headers, IAM policies, SigV4, login tokens and
 //! presigned URLs, EventBridge event patterns) and runs each for a few seconds from its
 //! committed seeds, checking each target's properties (round trips, determinism, no
