@@ -20,6 +20,9 @@
 //!   (a line the test harness does not capture) and [`in_ci`] (whether a missing client
 //!   must fail rather than skip, per TESTING.md).
 //!
+//! * [`seaweedfs`]: a real SeaweedFS S3 server on loopback ([`seaweedfs::shared`]: one
+//!   per test binary) for the S3 blob backend.
+//!
 //! Nothing here is a mock: the store writes and fsyncs real files, the metadata is a
 //! real SQLite database with the server's migrations, the identity service seals secrets
 //! and evaluates policies as in production. Only the master key is fixed
@@ -30,6 +33,8 @@
 //! and none may depend on it for its shipped code.
 
 #![deny(missing_docs)]
+
+pub mod seaweedfs;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
