@@ -30,7 +30,7 @@ use berth_registry::{BlobContent, ByteStream};
 use bytes::Bytes;
 use endpoint::{Endpoint, RouteError};
 use error::{range_header, ErrorCode, OciError};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -485,20 +485,47 @@ async fn get_blob(
         blob_headers(&mut resp, size);
         return Ok(resp);
     }
-    let BlobContent::File { file, len } = reg.open_blob(name, d).await?;
+    let content = reg.open_blob(name, d).await?;
+    let len = content.len();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(v) => range::byte_range(v, len),
         None => Ok(None),
     };
+    // An object store configured to presign downloads: send the client there (307, as
+    // ECR and distribution do), Range header and all; S3 answers ranges itself.
+    if let BlobContent::Object(o) = &content {
+        if let (Some(url), Ok(_)) = (o.redirect(), &range) {
+            let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+            let h = resp.headers_mut();
+            h.insert(header::LOCATION, hv(url));
+            h.insert("docker-content-digest", hv(&d.to_string()));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+            return Ok(resp);
+        }
+    }
+    let body = |start: u64, n: u64| async move {
+        match content {
+            BlobContent::File { file, .. } => Ok(Body::from_stream(file_stream(file, start, n))),
+            other => {
+                let stream = other
+                    .read(start..start + n)
+                    .await
+                    .map_err(|e| OciError::from(berth_registry::RegistryError::from(e)))?;
+                Ok::<_, OciError>(Body::from_stream(stream.inspect_ok(|b| {
+                    metrics::counter!("berth_bytes_sent_total").increment(b.len() as u64);
+                })))
+            }
+        }
+    };
     match range {
         Ok(None) => {
-            let mut resp = Response::new(Body::from_stream(file_stream(file, 0, len)));
+            let mut resp = Response::new(body(0, len).await?);
             blob_headers(&mut resp, len);
             Ok(resp)
         }
         Ok(Some((start, end))) => {
             let n = end - start + 1;
-            let mut resp = Response::new(Body::from_stream(file_stream(file, start, n)));
+            let mut resp = Response::new(body(start, n).await?);
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
             blob_headers(&mut resp, n);
             resp.headers_mut().insert(

@@ -640,7 +640,9 @@ mod tests {
             !s.upload_dir(&id).exists(),
             "the finished session is removed"
         );
-        let BlobContent::File { mut file, len } = s.open(&d).await.unwrap();
+        let BlobContent::File { mut file, len } = s.open(&d).await.unwrap() else {
+            panic!("a file store opens files")
+        };
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).unwrap();
         assert_eq!((len, bytes.as_slice()), (15, &b"committed bytes"[..]));

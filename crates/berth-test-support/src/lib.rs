@@ -25,6 +25,9 @@
 //!   [`nodes::Cluster`] of N on the backends a test names (`--metadata`, `--storage`,
 //!   one shared `--master-key-file`), for multi-node tests.
 //!
+//! * [`seaweedfs`]: a real SeaweedFS S3 server on loopback ([`seaweedfs::shared`]: one
+//!   per test binary) for the S3 blob backend.
+//!
 //! Nothing here is a mock: the store writes and fsyncs real files, the metadata is a
 //! real SQLite database with the server's migrations, the identity service seals secrets
 //! and evaluates policies as in production. Only the master key is fixed
@@ -38,6 +41,7 @@
 
 pub mod nodes;
 pub mod postgres;
+pub mod seaweedfs;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -48,7 +52,7 @@ use berth_iam::service::{StoredKind, ADMINISTRATOR_ACCESS};
 use berth_iam::{AccountId, Iam, IamConfig};
 use berth_meta::{Metadata, SqliteMeta};
 use berth_registry::{Registry, RegistryConfig};
-use berth_store::FsStore;
+use berth_store::{BlobStore, FsStore};
 use sha2::{Digest as _, Sha256, Sha512};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -92,10 +96,21 @@ pub struct Env {
 }
 
 /// How to set up an [`Env`]: [`Env::builder`], then [`EnvBuilder::build`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct EnvBuilder {
     registry: RegistryConfig,
     allow_anonymous: bool,
+    store: Option<Arc<dyn BlobStore>>,
+}
+
+impl std::fmt::Debug for EnvBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvBuilder")
+            .field("registry", &self.registry)
+            .field("allow_anonymous", &self.allow_anonymous)
+            .field("store", &self.store.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl EnvBuilder {
@@ -112,6 +127,13 @@ impl EnvBuilder {
         self
     }
 
+    /// The blob store (default: an [`FsStore`] in the data directory), e.g. an
+    /// `S3Store` on [`seaweedfs::shared`].
+    pub fn store(mut self, store: Arc<dyn BlobStore>) -> EnvBuilder {
+        self.store = Some(store);
+        self
+    }
+
     /// Creates the directory, opens the store, the database, the services and the app,
     /// and creates the administrator. Panics (failing the test) if any of it fails.
     pub async fn build(self) -> Env {
@@ -119,13 +141,16 @@ impl EnvBuilder {
             .prefix("berth-test-")
             .tempdir()
             .expect("creating a temporary data directory");
-        let store = FsStore::open(dir.path()).expect("opening the blob store");
+        let store: Arc<dyn BlobStore> = match self.store {
+            Some(s) => s,
+            None => Arc::new(FsStore::open(dir.path()).expect("opening the blob store")),
+        };
         let meta: Arc<dyn Metadata> = Arc::new(
             SqliteMeta::open(&dir.path().join("metadata.db"))
                 .await
                 .expect("opening the metadata database"),
         );
-        let registry = Registry::new(Arc::new(store), meta.clone(), self.registry);
+        let registry = Registry::new(store, meta.clone(), self.registry);
         let iam = Iam::open(
             meta.clone(),
             Keys::from_master(&MASTER_KEY),
