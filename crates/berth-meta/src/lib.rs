@@ -19,6 +19,8 @@ pub mod events;
 pub mod iam;
 pub mod jobs;
 pub mod postgres;
+mod postgres_iam;
+pub mod postgres_jobs;
 pub mod repository;
 pub mod sqlite;
 mod sqlite_events;
