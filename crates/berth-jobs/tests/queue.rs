@@ -1,21 +1,68 @@
 //! The durable queue of `berth-meta` (issue 8, "Jobs"): idempotency keys, the caller's
 //! transaction, leases after a crash, retries, dead jobs, deadlines, admin operations.
-//! On real SQLite files in temporary directories, with explicit clock values.
+//!
+//! One suite for both backends: every scenario takes `&dyn JobStore` and runs on SQLite
+//! (a real file in a temporary directory) and on PostgreSQL (a fresh database on the
+//! test server of `berth_test_support::postgres`; skipped loudly without PostgreSQL
+//! outside CI). Explicit clock values. The last tests race two PostgreSQL pools — two
+//! nodes — on one database, which only PostgreSQL allows.
 
 use berth_jobs::Backoff;
 use berth_meta::jobs::{
     Completion, Enqueued, FailOutcome, JobFilter, JobState, JobStore, Lease, NewJob,
 };
-use berth_meta::SqliteMeta;
+use berth_meta::{PgMeta, SqliteMeta};
+use berth_test_support::postgres::Postgres;
 use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 const T: i64 = 1_800_000_000_000;
 
-async fn open() -> (tempfile::TempDir, SqliteMeta) {
+/// One backend under test.
+enum Backend {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        meta: SqliteMeta,
+    },
+    Pg(PgMeta),
+}
+
+impl Backend {
+    fn store(&self) -> &dyn JobStore {
+        match self {
+            Backend::Sqlite { meta, .. } => meta,
+            Backend::Pg(m) => m,
+        }
+    }
+}
+
+/// A fresh SQLite file, and a fresh PostgreSQL database when the server is available.
+async fn backends(test: &str) -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
-    let meta = SqliteMeta::open(&dir.path().join("meta.db")).await.unwrap();
-    (dir, meta)
+    let sqlite = SqliteMeta::open(&dir.path().join("meta.db")).await.unwrap();
+    let mut all = vec![Backend::Sqlite {
+        _dir: dir,
+        meta: sqlite,
+    }];
+    if let Some(pg) = Postgres::shared(test) {
+        all.push(Backend::Pg(PgMeta::open(&pg.database()).await.unwrap()));
+    }
+    all
+}
+
+/// Runs `scenario` once per backend.
+macro_rules! on_both {
+    ($test:ident, $scenario:ident) => {
+        #[doc = concat!("Runs [`", stringify!($scenario), "`] on SQLite and on PostgreSQL.")]
+        #[tokio::test]
+        async fn $test() {
+            for b in backends(stringify!($test)).await {
+                $scenario(b.store()).await;
+            }
+        }
+    };
 }
 
 fn ok(lease: &Lease) -> Completion {
@@ -27,9 +74,7 @@ fn ok(lease: &Lease) -> Completion {
 
 /// Issue 8: "enqueueing a key that is already pending or running is a no-op" — and once
 /// that job finished, the key can be enqueued again.
-#[tokio::test]
-async fn idempotency_key_is_a_no_op_while_pending_or_running() {
-    let (_d, m) = open().await;
+async fn idempotency_key_is_a_no_op_while_pending_or_running_on(m: &dyn JobStore) {
     let job = NewJob::new("deliver", json!({"event": 1})).idempotency_key("evt-1");
     let first = m.enqueue(&job, T).await.unwrap();
     assert!(matches!(first, Enqueued::Created(_)));
@@ -75,36 +120,56 @@ async fn idempotency_key_is_a_no_op_while_pending_or_running() {
     let b = m.enqueue(&plain, T).await.unwrap();
     assert!(matches!((a, b), (Enqueued::Created(x), Enqueued::Created(y)) if x != y));
 }
+on_both!(
+    idempotency_key_is_a_no_op_while_pending_or_running,
+    idempotency_key_is_a_no_op_while_pending_or_running_on
+);
 
 /// Issue 8: "enqueue in the same metadata transaction as the state change that causes
-/// it": a rolled-back transaction leaves no job, a committed one does.
+/// it": a rolled-back transaction leaves no job, a committed one does. `$enqueue` is the
+/// backend's `enqueue(&mut Transaction, …)`.
+macro_rules! enqueue_in_the_callers_transaction_on {
+    ($m:expr, $enqueue:path) => {{
+        let m = $m;
+        let mut tx = m.begin_write().await.unwrap();
+        $enqueue(&mut tx, &NewJob::new("k", json!(1)), T)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert!(m.list_jobs(&JobFilter::default()).await.unwrap().is_empty());
+
+        let mut tx = m.begin_write().await.unwrap();
+        let e = $enqueue(&mut tx, &NewJob::new("k", json!(2)), T)
+            .await
+            .unwrap();
+        // Invisible to others until commit.
+        assert!(m.job(e.id()).await.unwrap().is_none());
+        tx.commit().await.unwrap();
+        let row = m.job(e.id()).await.unwrap().unwrap();
+        assert_eq!((row.state, row.payload), (JobState::Queued, json!(2)));
+    }};
+}
+
+/// Runs [`enqueue_in_the_callers_transaction_on`] with `sqlite_jobs::enqueue` and with
+/// `postgres_jobs::enqueue`.
 #[tokio::test]
 async fn enqueue_in_the_callers_transaction() {
-    let (_d, m) = open().await;
-    let mut tx = m.begin_write().await.unwrap();
-    berth_meta::sqlite_jobs::enqueue(&mut tx, &NewJob::new("k", json!(1)), T)
-        .await
-        .unwrap();
-    tx.rollback().await.unwrap();
-    assert!(m.list_jobs(&JobFilter::default()).await.unwrap().is_empty());
-
-    let mut tx = m.begin_write().await.unwrap();
-    let e = berth_meta::sqlite_jobs::enqueue(&mut tx, &NewJob::new("k", json!(2)), T)
-        .await
-        .unwrap();
-    // Invisible to others until commit.
-    assert!(m.job(e.id()).await.unwrap().is_none());
-    tx.commit().await.unwrap();
-    let row = m.job(e.id()).await.unwrap().unwrap();
-    assert_eq!((row.state, row.payload), (JobState::Queued, json!(2)));
+    for b in backends("enqueue_in_the_callers_transaction").await {
+        match &b {
+            Backend::Sqlite { meta: m, .. } => {
+                enqueue_in_the_callers_transaction_on!(m, berth_meta::sqlite_jobs::enqueue)
+            }
+            Backend::Pg(m) => {
+                enqueue_in_the_callers_transaction_on!(m, berth_meta::postgres_jobs::enqueue)
+            }
+        }
+    }
 }
 
 /// Issue 8: "a worker that dies (kill -9) loses its lease and the job is picked up again
 /// after the lease expires; a finished job is never run again". The crash is simulated by
 /// a claim that is never heartbeated or completed.
-#[tokio::test]
-async fn expired_lease_is_claimed_again_and_the_old_owner_is_refused() {
-    let (_d, m) = open().await;
+async fn expired_lease_is_claimed_again_and_the_old_owner_is_refused_on(m: &dyn JobStore) {
     let id = m
         .enqueue(&NewJob::new("k", json!({})), T)
         .await
@@ -162,12 +227,14 @@ async fn expired_lease_is_claimed_again_and_the_old_owner_is_refused() {
     assert_eq!(row.attempts, 2);
     assert_eq!(row.result, Some(json!({"ok": true})));
 }
+on_both!(
+    expired_lease_is_claimed_again_and_the_old_owner_is_refused,
+    expired_lease_is_claimed_again_and_the_old_owner_is_refused_on
+);
 
 /// A job whose worker dies on every attempt (e.g. it crashes the process) is dead once
 /// its attempts are used up, with the reason, instead of looping for ever.
-#[tokio::test]
-async fn lost_leases_use_up_attempts() {
-    let (_d, m) = open().await;
+async fn lost_leases_use_up_attempts_on(m: &dyn JobStore) {
     let id = m
         .enqueue(&NewJob::new("k", json!({})).max_attempts(2), T)
         .await
@@ -183,11 +250,10 @@ async fn lost_leases_use_up_attempts() {
         Some("lease expired on attempt 2 of 2 (worker lost)")
     );
 }
+on_both!(lost_leases_use_up_attempts, lost_leases_use_up_attempts_on);
 
 /// Issue 8: "retries … per-kind max attempts or deadline, then dead with the last error".
-#[tokio::test]
-async fn dead_after_max_attempts_with_the_last_error() {
-    let (_d, m) = open().await;
+async fn dead_after_max_attempts_with_the_last_error_on(m: &dyn JobStore) {
     let id = m
         .enqueue(&NewJob::new("k", json!({})).max_attempts(3), T)
         .await
@@ -230,12 +296,14 @@ async fn dead_after_max_attempts_with_the_last_error() {
         .unwrap()
         .is_empty());
 }
+on_both!(
+    dead_after_max_attempts_with_the_last_error,
+    dead_after_max_attempts_with_the_last_error_on
+);
 
 /// A permanent error is dead at once; a retry that would fall after the deadline is dead;
 /// a job whose deadline passed before it ran is dead.
-#[tokio::test]
-async fn permanent_errors_and_deadlines() {
-    let (_d, m) = open().await;
+async fn permanent_errors_and_deadlines_on(m: &dyn JobStore) {
     let p = m
         .enqueue(&NewJob::new("k", json!(1)), T)
         .await
@@ -283,12 +351,14 @@ async fn permanent_errors_and_deadlines() {
         Some("deadline passed before the job could run")
     );
 }
+on_both!(
+    permanent_errors_and_deadlines,
+    permanent_errors_and_deadlines_on
+);
 
 /// `berth admin jobs retry|cancel|list|show`: the operations underneath, and the
 /// statistics behind the metrics.
-#[tokio::test]
-async fn cancel_retry_list_and_stats() {
-    let (_d, m) = open().await;
+async fn cancel_retry_list_and_stats_on(m: &dyn JobStore) {
     let a = m
         .enqueue(&NewJob::new("a", json!(1)).idempotency_key("x"), T)
         .await
@@ -368,12 +438,11 @@ async fn cancel_retry_list_and_stats() {
     assert_eq!(shown["state"], "queued");
     assert_eq!(shown["payload"], json!(2));
 }
+on_both!(cancel_retry_list_and_stats, cancel_retry_list_and_stats_on);
 
 /// Issue 8 ("durable jobs", a queue that runs for years): finished jobs past their
 /// retention are deleted, whatever way they finished; pending and running jobs never are.
-#[tokio::test]
-async fn finished_jobs_past_their_retention_are_pruned() {
-    let (_d, m) = open().await;
+async fn finished_jobs_past_their_retention_are_pruned_on(m: &dyn JobStore) {
     let job = |n: i64| NewJob::new("k", json!(n));
     let done = m.enqueue(&job(1), T).await.unwrap().id();
     let claimed = m.claim("k", "w", 1, 1000, T).await.unwrap();
@@ -409,6 +478,152 @@ async fn finished_jobs_past_their_retention_are_pruned() {
         (recent, JobState::Cancelled),
     ] {
         assert_eq!(m.job(id).await.unwrap().unwrap().state, state);
+    }
+}
+on_both!(
+    finished_jobs_past_their_retention_are_pruned,
+    finished_jobs_past_their_retention_are_pruned_on
+);
+
+/// Two nodes on one PostgreSQL database, as `berth serve` runs them: two pools.
+async fn two_nodes(test: &str) -> Option<(Arc<PgMeta>, Arc<PgMeta>)> {
+    let pg = Postgres::shared(test)?;
+    let url = pg.database();
+    let a = PgMeta::open(&url).await.unwrap();
+    let b = PgMeta::open(&url).await.unwrap();
+    Some((Arc::new(a), Arc::new(b)))
+}
+
+/// Issue 8 / DESIGN.md invariant 4 on PostgreSQL: claimers on several nodes at once never
+/// lease one job twice (`FOR UPDATE SKIP LOCKED`), and together they drain the queue:
+/// every job is claimed exactly once, as attempt 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claimers_on_two_nodes_never_share_a_job() {
+    let Some((a, b)) = two_nodes("concurrent_claimers_on_two_nodes_never_share_a_job").await else {
+        return;
+    };
+    let jobs: Vec<NewJob> = (0..300).map(|n| NewJob::new("k", json!(n))).collect();
+    a.enqueue_batch(&jobs, T).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let node = if w % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("w{w}");
+            let mut got = Vec::new();
+            loop {
+                let batch = node.claim("k", &owner, 7, 60_000, T).await.unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|j| (j.lease, j.payload)));
+            }
+        }));
+    }
+    let mut by_job: BTreeMap<i64, Vec<Lease>> = BTreeMap::new();
+    for t in tasks {
+        for (lease, _) in t.await.unwrap() {
+            by_job.entry(lease.job_id).or_default().push(lease);
+        }
+    }
+    assert_eq!(by_job.len(), 300, "every job claimed");
+    for (id, leases) in &by_job {
+        assert_eq!(leases.len(), 1, "job {id} leased to {leases:?}");
+        assert_eq!(leases[0].attempt, 1);
+        let row = a.job(*id).await.unwrap().unwrap();
+        assert_eq!(row.lease_owner.as_deref(), Some(leases[0].owner.as_str()));
+    }
+    assert_eq!(b.job_stats(T).await.unwrap().total(JobState::Running), 300);
+}
+
+/// Issue 8 ("enqueueing a key that is already pending or running is a no-op") across
+/// nodes: many concurrent enqueues of one key on two nodes make one job, and every
+/// caller is told its ID; a concurrent retry of a finished job with that key is refused
+/// rather than making a second pending one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_enqueues_of_one_key_make_one_job() {
+    let Some((a, b)) = two_nodes("concurrent_enqueues_of_one_key_make_one_job").await else {
+        return;
+    };
+    // A dead job holding the same key, to be retried while the enqueues race.
+    let old = a
+        .enqueue(&NewJob::new("deliver", json!(0)).idempotency_key("evt"), T)
+        .await
+        .unwrap()
+        .id();
+    let c = a.claim("deliver", "w", 1, 1000, T).await.unwrap();
+    a.fail(&c[0].lease, "gone", None, T).await.unwrap();
+    let job = NewJob::new("deliver", json!(1)).idempotency_key("evt");
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let node = if n % 2 == 0 { a.clone() } else { b.clone() };
+        let job = job.clone();
+        tasks.push(tokio::spawn(async move {
+            if n == 5 {
+                node.retry_job(old, T).await.map(|r| (None, r)).unwrap()
+            } else {
+                (Some(node.enqueue(&job, T).await.unwrap()), false)
+            }
+        }));
+    }
+    let mut ids = Vec::new();
+    let mut retried = false;
+    for t in tasks {
+        match t.await.unwrap() {
+            (Some(e), _) => ids.push(e),
+            (None, r) => retried = r,
+        }
+    }
+    let pending: Vec<_> = a
+        .list_jobs(&JobFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.state == JobState::Queued)
+        .collect();
+    assert_eq!(pending.len(), 1, "one pending job for the key: {pending:?}");
+    let winner = pending[0].id;
+    assert_eq!(retried, winner == old, "the retry applied iff it won");
+    let created = ids
+        .iter()
+        .filter(|e| matches!(e, Enqueued::Created(_)))
+        .count();
+    assert_eq!(created, usize::from(winner != old));
+    assert!(ids.iter().all(|e| e.id() == winner), "{ids:?}");
+}
+
+/// A worker lost on one node (its lease expired) is replaced by exactly one claimer
+/// when both nodes try at the same moment; the loser's old lease stays refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_lease_is_taken_over_by_one_node() {
+    let Some((a, b)) = two_nodes("an_expired_lease_is_taken_over_by_one_node").await else {
+        return;
+    };
+    let ids: Vec<i64> = {
+        let mut v = Vec::new();
+        for n in 0..20 {
+            v.push(
+                a.enqueue(&NewJob::new("k", json!(n)), T)
+                    .await
+                    .unwrap()
+                    .id(),
+            );
+        }
+        v
+    };
+    let lost = a.claim("k", "crashed", 100, 1000, T).await.unwrap();
+    assert_eq!(lost.len(), 20);
+    let (ra, rb) = tokio::join!(
+        a.claim("k", "a", 100, 1000, T + 1000),
+        b.claim("k", "b", 100, 1000, T + 1000)
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.len() + rb.len(), 20, "each expired job taken over once");
+    let mut taken: Vec<i64> = ra.iter().chain(&rb).map(|j| j.lease.job_id).collect();
+    taken.sort();
+    assert_eq!(taken, ids);
+    assert!(ra.iter().chain(&rb).all(|j| j.lease.attempt == 2));
+    for l in &lost {
+        assert!(!b.heartbeat(&l.lease, 1000, T + 1001).await.unwrap());
     }
 }
 

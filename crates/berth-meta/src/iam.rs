@@ -135,7 +135,8 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-/// The identity tables. Implemented by [`crate::SqliteMeta`].
+/// The identity tables. Implemented by [`crate::SqliteMeta`] and by [`crate::PgMeta`]
+/// (which serialises identity writers on the `iam_generation` row lock).
 ///
 /// Errors: [`crate::MetaError::Db`] on database failure; creating something that exists
 /// returns `Ok(false)` rather than an error, and deleting something absent `Ok(false)`.

@@ -298,11 +298,13 @@ impl JobStats {
     }
 }
 
-/// The durable job queue. Implemented by [`crate::SqliteMeta`]; a PostgreSQL backend
-/// implements the same SQL with `FOR UPDATE SKIP LOCKED` in [`JobStore::claim`].
+/// The durable job queue. Implemented by [`crate::SqliteMeta`] and by
+/// [`crate::PgMeta`], which runs the same SQL with `FOR UPDATE SKIP LOCKED` in
+/// [`JobStore::claim`] (see [`crate::postgres_jobs`]).
 ///
 /// To enqueue in the same transaction as the state change that causes the job, use
-/// [`crate::sqlite_jobs::enqueue`] with the caller's transaction.
+/// [`crate::sqlite_jobs::enqueue`] or [`crate::postgres_jobs::enqueue`] with the
+/// caller's transaction.
 #[async_trait::async_trait]
 pub trait JobStore: Send + Sync {
     /// Enqueues `job` in its own transaction. Idempotent per (kind, key) while pending or

@@ -20,6 +20,8 @@ pub mod iam;
 pub mod jobs;
 pub mod migrate;
 pub mod postgres;
+mod postgres_iam;
+pub mod postgres_jobs;
 pub mod repository;
 pub mod sqlite;
 mod sqlite_events;
