@@ -302,7 +302,7 @@ pub struct NamePage {
     pub limit: u32,
 }
 
-/// Storage of the event configuration. Implemented by [`crate::SqliteMeta`].
+/// Storage of the event configuration. Implemented by [`crate::SqliteMeta`] and [`crate::PgMeta`].
 ///
 /// Errors, besides the database failing: [`crate::MetaError::EventConfigNotFound`] when
 /// a named rule or connection a write needs is missing,

@@ -433,11 +433,6 @@ impl JobStore for PgMeta {
     }
 }
 
-// `Metadata` needs `MetaStore` (PG-A's postgres_content.rs, postgres_repository.rs and
-// postgres_events.rs); until those are merged this block cannot compile, so it is behind
-// the `berth_pg_content` cfg. INTEGRATOR: delete the `#[cfg(berth_pg_content)]` line (and
-// the cfg's registration in berth-meta's Cargo.toml) when merging PG-A.
-#[cfg(berth_pg_content)]
 #[async_trait::async_trait]
 impl crate::Metadata for PgMeta {
     async fn enqueue_batch(&self, jobs: &[NewJob], now: i64) -> Result<()> {

@@ -92,7 +92,7 @@ pub type ImageKey = (Digest, Option<Tag>);
 pub type Pull = (RepositoryName, Digest, i64);
 
 /// Repository settings, resource tags, image listings and pull times. Implemented by
-/// [`crate::SqliteMeta`]; every [`crate::MetaStore`] is one.
+/// [`crate::SqliteMeta`] and [`crate::PgMeta`]; every [`crate::MetaStore`] is one.
 #[async_trait::async_trait]
 pub trait RepositoryStore: Send + Sync + 'static {
     /// Creates a repository with `settings` and resource `tags`; `Ok(None)` if a
