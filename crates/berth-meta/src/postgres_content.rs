@@ -67,7 +67,7 @@ where
 }
 
 /// Enqueues a change's jobs in its transaction, commits, and tells the hook.
-async fn commit_with_jobs(
+pub(crate) async fn commit_with_jobs(
     mut tx: Transaction<'static, Postgres>,
     jobs: &[crate::jobs::NewJob],
     hook: &dyn ChangeHook,

@@ -188,6 +188,25 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 #[async_trait::async_trait]
 impl EventConfigStore for PgMeta {
+    async fn replace_signing_secret(&self, name: &str, expected: &str, new: &str) -> Result<bool> {
+        let mut tx = begin_config_write(self).await?;
+        let done = sqlx::query(
+            "UPDATE event_api_destinations SET signing_secret = $1
+             WHERE name = $2 AND signing_secret = $3",
+        )
+        .bind(new)
+        .bind(name)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            commit_bumped(tx).await?;
+        }
+        Ok(done)
+    }
+
     async fn event_config_generation(&self) -> Result<i64> {
         Ok(sqlx::query_scalar::<_, i64>(
             "SELECT generation FROM event_config_generation WHERE id = 1",

@@ -255,6 +255,7 @@ impl RepositoryStore for PgMeta {
         &self,
         repo: &RepositoryName,
         force: bool,
+        hook: &dyn crate::ChangeHook,
     ) -> Result<Option<RepositoryRecord>> {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE: waits for pushes into the repository (FOR KEY SHARE) to commit, so
@@ -262,6 +263,26 @@ impl RepositoryStore for PgMeta {
         let Some((id, record)) = record_locked(&mut tx, repo, "FOR UPDATE").await? else {
             return Ok(None);
         };
+        // The images that go with it (none unless `force`), each with its tags, for the
+        // change's jobs: one `ManifestDeleted` per image, as delete_manifest reports.
+        // The repository row is locked FOR UPDATE, so no push adds to them meanwhile.
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT m.digest, t.name FROM manifests m
+             LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest
+             WHERE m.repository_id = $1 ORDER BY m.digest COLLATE \"C\", t.name COLLATE \"C\"",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut images: Vec<(String, Vec<String>)> = Vec::new();
+        for (digest, tag) in rows {
+            if images.last().map(|(d, _)| d != &digest).unwrap_or(true) {
+                images.push((digest, Vec::new()));
+            }
+            if let (Some(t), Some((_, tags))) = (tag, images.last_mut()) {
+                tags.push(t);
+            }
+        }
         if !force {
             let has_images =
                 sqlx::query("SELECT 1 FROM manifests WHERE repository_id = $1 LIMIT 1")
@@ -293,7 +314,16 @@ impl RepositoryStore for PgMeta {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
+        let mut jobs = Vec::new();
+        for (digest, tags) in &images {
+            let digest = crate::postgres_content::parse_digest(digest.clone())?;
+            jobs.extend(hook.jobs(&crate::changes::Change::ManifestDeleted {
+                repository: repo,
+                digest: &digest,
+                tags,
+            }));
+        }
+        crate::postgres_content::commit_with_jobs(tx, &jobs, hook).await?;
         Ok(Some(record))
     }
 

@@ -66,7 +66,12 @@ where
     F: Fn(Backend) -> Fut,
     Fut: Future<Output = ()>,
 {
-    scenario(sqlite().await).await;
+    // Closures capture only the fields they use (edition 2021): keep the SQLite file's
+    // directory alive here, not in the scenario's future.
+    let mut b = sqlite().await;
+    let dir = b._dir.take();
+    scenario(b).await;
+    drop(dir);
     if let Some(b) = postgres(test).await {
         scenario(b).await;
     }
@@ -460,8 +465,9 @@ async fn referrers_by_subject_and_artifact_type() {
         want.sort_by_key(|d| d.to_string());
         assert_eq!(untagged.iter().map(|x| x.digest.clone()).collect::<Vec<_>>(), want, "{n}");
         let first = m.list_images(&r, TagStatus::Any, None, 1).await.unwrap();
+        let first_tag = first[0].1.as_ref().map(|t| t.as_str().to_string()).unwrap_or_default();
         let rest = m
-            .list_images(&r, TagStatus::Any, Some((&first[0].0.to_string(), "")), 10)
+            .list_images(&r, TagStatus::Any, Some((&first[0].0.to_string(), &first_tag)), 10)
             .await
             .unwrap();
         assert_eq!(rest.len(), 2, "{n}");
@@ -641,15 +647,22 @@ async fn repository_settings_tags_pulls_and_deletion() {
                 "{n}: {err}"
             );
 
-            let err = m.delete_repository(&r, false).await.unwrap_err();
+            let err = m.delete_repository(&r, false, &NoJobs).await.unwrap_err();
             assert!(
                 matches!(err, MetaError::RepositoryNotEmpty(_)),
                 "{n}: {err}"
             );
-            let gone = m.delete_repository(&r, true).await.unwrap().unwrap();
+            let gone = m
+                .delete_repository(&r, true, &NoJobs)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(gone.name, r, "{n}");
             assert!(
-                m.delete_repository(&r, true).await.unwrap().is_none(),
+                m.delete_repository(&r, true, &NoJobs)
+                    .await
+                    .unwrap()
+                    .is_none(),
                 "{n}"
             );
             assert!(!m.repository_exists(&r).await.unwrap(), "{n}");
@@ -1099,7 +1112,7 @@ async fn pg_race_push_against_repository_delete() {
         let (na, rr) = (a.clone(), r.clone());
         let push = tokio::spawn(async move { put(na.as_ref(), &rr, &i, Some("v1")).await });
         let (nb, rr) = (b.clone(), r.clone());
-        let delete = tokio::spawn(async move { nb.delete_repository(&rr, false).await });
+        let delete = tokio::spawn(async move { nb.delete_repository(&rr, false, &NoJobs).await });
         match (push.await.unwrap(), delete.await.unwrap()) {
             (Ok(_), Err(MetaError::RepositoryNotEmpty(_))) => {
                 assert!(a.manifest_by_tag(&r, &tag("v1")).await.unwrap().is_some())

@@ -14,7 +14,7 @@
 use crate::config::{MetadataUrl, Settings, StorageUrl};
 use anyhow::Context;
 use berth_meta::{Metadata, PgMeta, SqliteMeta};
-use berth_store::{BlobStore, FsStore};
+use berth_store::{BlobStore, FsStore, S3Options, S3Store};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,12 +42,7 @@ pub async fn open_metadata(s: &Settings) -> anyhow::Result<Arc<dyn Metadata>> {
             let meta = PgMeta::open(&url)
                 .await
                 .with_context(|| format!("opening metadata database {redacted}"))?;
-            // INTEGRATION: once `PgMeta` implements `Metadata`, this is `Ok(Arc::new(meta))`.
-            meta.close().await;
-            anyhow::bail!(
-                "PostgreSQL metadata ({redacted}) is not available in this build yet: \
-                 its store implementations have not been merged"
-            )
+            Ok(Arc::new(meta))
         }
     }
 }
@@ -65,12 +60,37 @@ pub async fn open_storage(s: &Settings) -> anyhow::Result<Arc<dyn BlobStore>> {
             Ok(Arc::new(store))
         }
         StorageUrl::S3 { bucket, prefix } => {
-            // Resolve (and so validate) everything the backend will need.
-            let _s3 = s.s3()?;
-            // INTEGRATION: `Ok(Arc::new(S3Store::from_url(…)?))` once berth-store has it.
-            anyhow::bail!(
-                "S3 storage is not available in this build yet (storage s3://{bucket}/{prefix})"
+            let c = s.s3()?;
+            let (access_key_id, secret_access_key, session_token) = match c.credentials {
+                Some(k) => (
+                    Some(k.access_key_id),
+                    Some(k.secret_access_key.0),
+                    k.session_token.map(|t| t.0),
+                ),
+                None => (None, None, None),
+            };
+            let store = S3Store::new(
+                &bucket,
+                &prefix,
+                S3Options {
+                    allow_http: c
+                        .endpoint
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("http://")),
+                    endpoint: c.endpoint,
+                    region: Some(c.region),
+                    access_key_id,
+                    secret_access_key,
+                    session_token,
+                    ..S3Options::default()
+                },
             )
+            .with_context(|| format!("configuring storage s3://{bucket}/{prefix}"))?;
+            store
+                .check()
+                .await
+                .with_context(|| format!("reaching storage s3://{bucket}/{prefix}"))?;
+            Ok(Arc::new(store))
         }
     }
 }
