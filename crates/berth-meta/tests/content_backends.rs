@@ -372,7 +372,7 @@ async fn references_are_checked_and_protected() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, MetaError::MissingManifests(g) if g == &[ghost.clone()]),
+            matches!(&err, MetaError::MissingManifests(g) if g == std::slice::from_ref(&ghost)),
             "{n}: {err}"
         );
         let (body, d, parsed) = index(&[(&i.digest, i.body.len() + 1, "amd64")]);
@@ -544,8 +544,10 @@ async fn repository_settings_tags_pulls_and_deletion() {
             let m = b.meta.as_ref();
             let n = b.name;
             let r = repo("ecr/app");
-            let mut settings = RepositorySettings::default();
-            settings.scan_on_push = true;
+            let mut settings = RepositorySettings {
+                scan_on_push: true,
+                ..Default::default()
+            };
             settings.encryption.encryption_type = "KMS".into();
             settings.encryption.kms_key = Some("arn:aws:kms:us-east-1:1:key/k".into());
             let created = m
