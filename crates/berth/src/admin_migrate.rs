@@ -66,7 +66,6 @@ pub async fn run(src: &Settings, args: MigrateArgs) -> anyhow::Result<()> {
 
     // The destination as a node would open it.
     let mut argv: Vec<String> = vec![
-        "berth".into(),
         "--data-dir".into(),
         src.data_dir.display().to_string(),
         "--metadata".into(),

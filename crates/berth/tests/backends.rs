@@ -6,8 +6,8 @@
 //!   directory (the lock follows the state, not the `--data-dir` flag);
 //! * a master key that cannot open what the database holds sealed is refused at start,
 //!   so nodes sharing a database cannot run with different keys;
-//! * `postgres://` and `s3://` are accepted by the settings and refused clearly by a
-//!   build without those backends.
+//! * malformed `--metadata` and `--storage` URLs are refused with messages naming the
+//!   expected forms.
 
 use berth_test_support::nodes::{Node, NodeOptions};
 
@@ -73,14 +73,9 @@ fn a_master_key_that_cannot_open_the_database_is_refused() {
     assert_eq!(r.status(), 200);
 }
 
-/// `postgres://` and `s3://` pass the settings' checks and stop the server with a
-/// clear message while their backends are not in the build (never a panic).
+/// Malformed backend URLs stop the server with a clear message (never a panic).
 #[test]
-fn scale_out_backends_are_refused_clearly_until_merged() {
-    refused(
-        &opts().storage("s3://berth-test/blobs"),
-        "S3 storage is not available in this build yet",
-    );
+fn malformed_backend_urls_are_refused_clearly() {
     refused(
         &opts().storage("s3://Bad_Bucket"),
         "not a valid S3 bucket name",
