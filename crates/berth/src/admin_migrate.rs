@@ -160,8 +160,7 @@ async fn copy_blob(
 ) -> anyhow::Result<()> {
     let file = match src.open(digest).await? {
         BlobContent::File { file, .. } => file,
-        #[allow(unreachable_patterns)]
-        _ => anyhow::bail!("the local store returned a non-file blob"),
+        BlobContent::Object(_) => anyhow::bail!("the local store returned a non-file blob"),
     };
     let body =
         tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 1 << 20)
