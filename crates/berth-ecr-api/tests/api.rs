@@ -1124,3 +1124,11 @@ async fn reserved_tag_prefix_and_tokens_bound_to_their_repository() {
         .err("InvalidParameterException");
     }
 }
+
+/// Issue 14, "the SQLite/disk and PostgreSQL/S3 pairs run the same tests": every other
+/// test of this file again, in a child process on PostgreSQL metadata and S3 (SeaweedFS)
+/// blob storage (`berth_test_support::Backends::PostgresS3`).
+#[test]
+fn every_test_of_this_file_on_postgres_and_s3() {
+    berth_test_support::rerun_on_postgres_s3("every_test_of_this_file_on_postgres_and_s3");
+}

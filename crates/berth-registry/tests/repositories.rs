@@ -306,3 +306,11 @@ async fn pull_time_flushes_from_many_nodes_merge_to_the_latest() {
     let img = reg.image(&repo, &by).await.unwrap();
     assert_eq!(img.last_pulled_at, Some(3_000));
 }
+
+/// Issue 14, "the SQLite/disk and PostgreSQL/S3 pairs run the same tests": every other
+/// test of this file again, in a child process on PostgreSQL metadata and S3 (SeaweedFS)
+/// blob storage (`berth_test_support::Backends::PostgresS3`).
+#[test]
+fn every_test_of_this_file_on_postgres_and_s3() {
+    berth_test_support::rerun_on_postgres_s3("every_test_of_this_file_on_postgres_and_s3");
+}

@@ -50,7 +50,7 @@ use berth_iam::audit::AuditSink;
 use berth_iam::secret::Keys;
 use berth_iam::service::{StoredKind, ADMINISTRATOR_ACCESS};
 use berth_iam::{AccountId, Iam, IamConfig};
-use berth_meta::{Metadata, SqliteMeta};
+use berth_meta::{Metadata, PgMeta, SqliteMeta};
 use berth_registry::{Registry, RegistryConfig};
 use berth_store::{BlobStore, FsStore};
 use sha2::{Digest as _, Sha256, Sha512};
@@ -88,11 +88,47 @@ pub struct Env {
     /// The metadata database both services share (SQLite, behind the backend-neutral
     /// trait the server holds).
     pub meta: Arc<dyn Metadata>,
+    /// The blob store the registry writes (its bytes, for tests that check or damage
+    /// them).
+    pub store: Arc<dyn BlobStore>,
+    /// Which pair of backends this environment runs on ([`Backends::from_env`]).
+    pub backends: Backends,
+    /// The S3 key prefix of the default store on [`Backends::PostgresS3`].
+    s3_prefix: Option<String>,
     /// The access key of user `admin`, whose inline policy is `AdministratorAccess`.
     pub admin: Key,
     app: Router,
     // Declared last: removed after the services above are dropped.
     dir: tempfile::TempDir,
+}
+
+/// The metadata and blob backends an [`Env`] runs on, chosen for a whole test process by
+/// the environment variable `BERTH_TEST_BACKENDS` so one suite runs on each pair
+/// (issue 14: "the SQLite/disk and PostgreSQL/S3 pairs run the same tests").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backends {
+    /// `embedded` (the default, variable unset): SQLite `metadata.db` and an [`FsStore`]
+    /// in the data directory.
+    Embedded,
+    /// `postgres-s3`: a fresh database on [`postgres::Postgres::shared`] and an S3 store
+    /// on a fresh key prefix of [`seaweedfs::shared`]. Panics at [`EnvBuilder::build`]
+    /// when either is not installed.
+    PostgresS3,
+}
+
+/// The variable that selects [`Backends`].
+pub const BACKENDS_ENV: &str = "BERTH_TEST_BACKENDS";
+
+impl Backends {
+    /// From `BERTH_TEST_BACKENDS` (`embedded` or unset, `postgres-s3`); panics on any
+    /// other value, naming the accepted ones.
+    pub fn from_env() -> Backends {
+        match std::env::var(BACKENDS_ENV).as_deref() {
+            Err(_) | Ok("") | Ok("embedded") => Backends::Embedded,
+            Ok("postgres-s3") => Backends::PostgresS3,
+            Ok(other) => panic!("{BACKENDS_ENV}={other:?}: expected embedded or postgres-s3"),
+        }
+    }
 }
 
 /// How to set up an [`Env`]: [`Env::builder`], then [`EnvBuilder::build`].
@@ -141,16 +177,41 @@ impl EnvBuilder {
             .prefix("berth-test-")
             .tempdir()
             .expect("creating a temporary data directory");
-        let store: Arc<dyn BlobStore> = match self.store {
-            Some(s) => s,
-            None => Arc::new(FsStore::open(dir.path()).expect("opening the blob store")),
+        let backends = Backends::from_env();
+        let mut s3_prefix = None;
+        let (store, meta): (Arc<dyn BlobStore>, Arc<dyn Metadata>) = match backends {
+            Backends::Embedded => (
+                match self.store {
+                    Some(s) => s,
+                    None => Arc::new(FsStore::open(dir.path()).expect("opening the blob store")),
+                },
+                Arc::new(
+                    SqliteMeta::open(&dir.path().join("metadata.db"))
+                        .await
+                        .expect("opening the metadata database"),
+                ),
+            ),
+            Backends::PostgresS3 => {
+                let pg = postgres::Postgres::shared("Env on BERTH_TEST_BACKENDS=postgres-s3")
+                    .expect("BERTH_TEST_BACKENDS=postgres-s3 needs PostgreSQL installed");
+                let s3 = seaweedfs::shared()
+                    .expect("BERTH_TEST_BACKENDS=postgres-s3 needs weed (SeaweedFS) installed");
+                let prefix = seaweedfs::unique_prefix("env");
+                s3_prefix = Some(prefix.clone());
+                (
+                    match self.store {
+                        Some(s) => s,
+                        None => Arc::new(s3.store(&prefix)),
+                    },
+                    Arc::new(
+                        PgMeta::open(&pg.database())
+                            .await
+                            .expect("opening the PostgreSQL metadata database"),
+                    ),
+                )
+            }
         };
-        let meta: Arc<dyn Metadata> = Arc::new(
-            SqliteMeta::open(&dir.path().join("metadata.db"))
-                .await
-                .expect("opening the metadata database"),
-        );
-        let registry = Registry::new(store, meta.clone(), self.registry);
+        let registry = Registry::new(store.clone(), meta.clone(), self.registry);
         let iam = Iam::open(
             meta.clone(),
             Keys::from_master(&MASTER_KEY),
@@ -174,6 +235,9 @@ impl EnvBuilder {
             registry,
             iam,
             meta,
+            store,
+            backends,
+            s3_prefix,
             admin,
             app,
             dir,
@@ -195,6 +259,32 @@ impl Env {
     /// The data directory (the store's `blobs/` and `uploads/`, `metadata.db`).
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Every committed blob the default store holds, as the backend itself lists them:
+    /// the files under `blobs/` of the data directory (paths), or the S3 keys under
+    /// `<prefix>/blobs/`. For "nothing was stored" checks (DESIGN.md invariant 1).
+    pub async fn stored_blobs(&self) -> Vec<String> {
+        match &self.s3_prefix {
+            Some(prefix) => {
+                let s3 = seaweedfs::shared().expect("the SeaweedFS of this Env");
+                s3.list(&format!("{prefix}/blobs/")).await
+            }
+            None => {
+                fn walk(p: &Path, out: &mut Vec<String>) {
+                    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                            walk(&e.path(), out);
+                        } else {
+                            out.push(e.path().display().to_string());
+                        }
+                    }
+                }
+                let mut out = Vec::new();
+                walk(&self.dir.path().join("blobs"), &mut out);
+                out
+            }
+        }
     }
 
     /// The whole app of `berth serve` ([`berth::serve::app`]) over this environment.
@@ -355,4 +445,126 @@ pub fn in_ci() -> bool {
     std::env::var("CI")
         .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
         .unwrap_or(false)
+}
+
+/// Runs every other test of the calling test binary once more on
+/// [`Backends::PostgresS3`] (a child process of the same binary with
+/// `BERTH_TEST_BACKENDS=postgres-s3` and `--skip this_test`), and fails with the child's
+/// failures if any test fails there. So one suite written against [`Env`] proves both
+/// backend pairs (issue 14) while `cargo test` stays one command. In the child itself,
+/// and outside CI when PostgreSQL or SeaweedFS is missing (a loud SKIPPED), it does
+/// nothing; under `CI=true` a missing one fails.
+pub fn rerun_on_postgres_s3(this_test: &str) {
+    rerun_on_postgres_s3_only(this_test, &[]);
+}
+
+/// [`rerun_on_postgres_s3`] for the tests named in `tests` only (exact names; all other
+/// tests when empty): for files whose other tests inspect the data directory's files.
+pub fn rerun_on_postgres_s3_only(this_test: &str, tests: &[&str]) {
+    if Backends::from_env() != Backends::Embedded {
+        return;
+    }
+    let missing: Vec<&str> = [
+        ("PostgreSQL", postgres::bin_dir().is_some()),
+        ("weed (SeaweedFS)", seaweedfs::weed_binary().is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, ok)| !ok)
+    .map(|(what, _)| what)
+    .collect();
+    if !missing.is_empty() {
+        let what = missing.join(" and ");
+        assert!(
+            !in_ci(),
+            "{this_test}: {what} not installed; CI must install it (.ci/install-clients)"
+        );
+        loud(&format!(
+            "\n************************************************************\n\
+             SKIPPED {this_test}: {what} not installed\n\
+             ************************************************************"
+        ));
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new(&exe)
+        .env(BACKENDS_ENV, "postgres-s3")
+        .args(["--skip", this_test])
+        .args(tests)
+        .args(if tests.is_empty() {
+            None
+        } else {
+            Some("--exact")
+        })
+        .output()
+        .unwrap_or_else(|e| panic!("running {} again: {e}", exe.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout
+        .lines()
+        .filter(|l| l.starts_with("test result:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if !out.status.success() {
+        let failures = stdout
+            .find("\nfailures:")
+            .map(|i| &stdout[i..])
+            .unwrap_or(&stdout);
+        let mut cut = failures.len().saturating_sub(30_000);
+        while !failures.is_char_boundary(cut) {
+            cut += 1;
+        }
+        panic!(
+            "the suite on PostgreSQL + S3 ({BACKENDS_ENV}=postgres-s3 {} --skip {this_test}) \
+             failed ({}):\n{}\n{}",
+            exe.display(),
+            out.status,
+            &failures[cut..],
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    println!("on PostgreSQL + S3: {summary}");
+}
+
+/// Spawns `cmd` from one thread that lives as long as the test process, and returns the
+/// child. Fixtures that set `PR_SET_PDEATHSIG` (so a child dies with a test binary that
+/// is itself killed) need this when the child is shared: the signal fires when the
+/// *thread* that spawned the child exits, which for a plain `Command::spawn` in a test is
+/// the end of that one test, not of the process.
+///
+/// Errors: those of [`std::process::Command::spawn`].
+pub fn spawn_for_process(cmd: std::process::Command) -> std::io::Result<std::process::Child> {
+    use std::sync::mpsc;
+    type Request = (
+        std::process::Command,
+        mpsc::Sender<std::io::Result<std::process::Child>>,
+    );
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<Request>>> =
+        std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("berth-test-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("starting the spawner thread");
+        std::sync::Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, tx))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }

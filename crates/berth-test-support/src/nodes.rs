@@ -98,6 +98,65 @@ pub struct Node {
     child: Child,
     log: PathBuf,
     dir: tempfile::TempDir,
+    opts: NodeOptions,
+    key: Option<PathBuf>,
+    cmdline: String,
+}
+
+/// Spawns `berth serve` for `opts` on `host` with data in `dir/data`, output appended to
+/// `log`; returns the child and its command line.
+fn spawn(
+    opts: &NodeOptions,
+    key: Option<&Path>,
+    host: &str,
+    dir: &Path,
+    log: &Path,
+) -> Result<(Child, String), String> {
+    let mut cmd = Command::new(&opts.binary);
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg(host)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env_remove("BERTH_CONFIG");
+    if let Some(m) = &opts.metadata {
+        cmd.arg("--metadata").arg(m);
+    }
+    if let Some(s) = &opts.storage {
+        cmd.arg("--storage").arg(s);
+    }
+    if let Some(k) = key {
+        cmd.arg("--master-key-file").arg(k);
+    }
+    cmd.args(&opts.args);
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    // SIGKILL the node when the test process ends: Drop kills it in every normal case,
+    // but a test binary that is itself killed runs no Drop.
+    // SAFETY: prctl is async-signal-safe; nothing is allocated here.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let logf = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("opening the log: {e}"))?;
+    let errf = logf.try_clone().map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::null()).stdout(logf).stderr(errf);
+    let cmdline = format!("{cmd:?}");
+    // From the process-long spawner thread: a node outlives the test that started it
+    // (clusters are shared by the tests of a binary) and dies with the process.
+    let child =
+        crate::spawn_for_process(cmd).map_err(|e| format!("cannot start {cmdline}: {e}"))?;
+    Ok((child, cmdline))
 }
 
 impl Node {
@@ -108,6 +167,9 @@ impl Node {
     /// Errors: the process exited or did not become ready in time; the message holds the
     /// command line and the end of its log.
     pub fn start(opts: &NodeOptions, master_key_file: Option<&Path>) -> Result<Node, String> {
+        let key = master_key_file
+            .map(Path::to_path_buf)
+            .or_else(|| opts.master_key_file.clone());
         let mut last = String::new();
         for _attempt in 0..3 {
             let dir = tempfile::Builder::new()
@@ -116,57 +178,21 @@ impl Node {
                 .map_err(|e| format!("creating a data directory: {e}"))?;
             let host = format!("127.0.0.1:{}", crate::free_port());
             let log = dir.path().join("server.log");
-            let data = dir.path().join("data");
-            let mut cmd = Command::new(&opts.binary);
-            cmd.arg("serve")
-                .arg("--listen")
-                .arg(&host)
-                .arg("--data-dir")
-                .arg(&data)
-                .env_remove("BERTH_CONFIG");
-            if let Some(m) = &opts.metadata {
-                cmd.arg("--metadata").arg(m);
-            }
-            if let Some(s) = &opts.storage {
-                cmd.arg("--storage").arg(s);
-            }
-            if let Some(k) = master_key_file.or(opts.master_key_file.as_deref()) {
-                cmd.arg("--master-key-file").arg(k);
-            }
-            cmd.args(&opts.args);
-            for (k, v) in &opts.env {
-                cmd.env(k, v);
-            }
-            // SIGKILL the node when the thread that started it ends: Drop kills it in
-            // every normal case, but a test binary that is itself killed runs no Drop.
-            // SAFETY: prctl is async-signal-safe; nothing is allocated here.
-            unsafe {
-                use std::os::unix::process::CommandExt as _;
-                cmd.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            let logf = fs::File::create(&log).map_err(|e| format!("creating the log: {e}"))?;
-            let errf = logf.try_clone().map_err(|e| e.to_string())?;
-            cmd.stdin(Stdio::null()).stdout(logf).stderr(errf);
-            let cmdline = format!("{cmd:?}");
-            let child = cmd
-                .spawn()
-                .map_err(|e| format!("cannot start {cmdline}: {e}"))?;
+            let (child, cmdline) = spawn(opts, key.as_deref(), &host, dir.path(), &log)?;
             let mut node = Node {
                 host,
                 child,
                 log,
                 dir,
+                opts: opts.clone(),
+                key: key.clone(),
+                cmdline,
             };
             match node.wait_ready(opts.ready_timeout) {
                 Ok(()) => return Ok(node),
                 Err(why) => {
                     let exited = node.child.try_wait().ok().flatten().is_some();
-                    last = format!("$ {cmdline}\n{why}\n{}", node.log_tail());
+                    last = format!("$ {}\n{why}\n{}", node.cmdline, node.log_tail());
                     // A node that exited (bad settings, a refused key) will not start on
                     // another port either.
                     if exited && !node.log_text().contains("binding 127.0.0.1") {
@@ -176,6 +202,29 @@ impl Node {
             }
         }
         Err(last)
+    }
+
+    /// Starts the node again — after [`Node::kill`], or killing it first — on the same
+    /// address and data directory (a load balancer that knows it by address sends it
+    /// requests again), and waits until it is ready. The new process's output is
+    /// appended to the same log.
+    ///
+    /// Errors: as [`Node::start`] (the address may have been taken meanwhile: then the
+    /// error says so).
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.kill();
+        let (child, cmdline) = spawn(
+            &self.opts,
+            self.key.as_deref(),
+            &self.host,
+            self.dir.path(),
+            &self.log,
+        )?;
+        self.child = child;
+        self.cmdline = cmdline;
+        let timeout = self.opts.ready_timeout;
+        self.wait_ready(timeout)
+            .map_err(|why| format!("$ {}\n{why}\n{}", self.cmdline, self.log_tail()))
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {

@@ -44,7 +44,7 @@ static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 /// The directory holding `initdb`, `pg_ctl` and `postgres`: the newest
 /// `/usr/lib/postgresql/<version>/bin` (Debian's layout), else wherever `initdb` is on
 /// the `PATH`.
-fn bin_dir() -> Option<PathBuf> {
+pub(crate) fn bin_dir() -> Option<PathBuf> {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()

@@ -207,6 +207,31 @@ impl SeaweedFs {
     }
 }
 
+impl SeaweedFs {
+    /// Every object key in the bucket under `prefix` (e.g. `<store prefix>/blobs/`),
+    /// listed with object_store's own S3 client rather than the code under test. Call it
+    /// inside a Tokio runtime.
+    pub async fn list(&self, prefix: &str) -> Vec<String> {
+        use futures::StreamExt as _;
+        use object_store::ObjectStore as _;
+        let s3 = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(BUCKET)
+            .with_endpoint(&self.endpoint)
+            .with_virtual_hosted_style_request(false)
+            .with_region("us-east-1")
+            .with_access_key_id(ACCESS_KEY)
+            .with_secret_access_key(SECRET_KEY)
+            .with_allow_http(true)
+            .build()
+            .expect("an S3 client");
+        let prefix = object_store::path::Path::from(prefix);
+        s3.list(Some(&prefix))
+            .map(|m| m.expect("listing the bucket").location.to_string())
+            .collect()
+            .await
+    }
+}
+
 impl Drop for SeaweedFs {
     fn drop(&mut self) {
         // Closing stdin makes the shell stop weed and remove the directory.

@@ -1072,3 +1072,11 @@ fn monolithic_upload_with_wrong_digest_is_digest_invalid() {
     assert_eq!(r.status, 200, "{}", r.describe());
     assert!(r.body == content, "GET blob returned other bytes");
 }
+
+/// Issue 14, "the full existing client tests pass on the PostgreSQL + S3 pair": every
+/// other test of this file again, in a child process whose servers run on a fresh
+/// PostgreSQL database and S3 (SeaweedFS) prefix each (`common::scale_out_backends`).
+#[test]
+fn every_test_of_this_file_on_postgres_and_s3() {
+    berth_test_support::rerun_on_postgres_s3("every_test_of_this_file_on_postgres_and_s3");
+}

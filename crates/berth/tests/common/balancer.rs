@@ -85,7 +85,9 @@ impl Balancer {
                     Ok(())
                 });
             }
-            let child = cmd.spawn().expect("starting nginx");
+            // Spawned from the process-long thread: the balancer is shared by the tests
+            // of a binary, and PR_SET_PDEATHSIG fires when the spawning thread ends.
+            let child = berth_test_support::spawn_for_process(cmd).expect("starting nginx");
             let mut lb = Balancer { host, child, dir };
             let start = Instant::now();
             loop {
@@ -176,6 +178,11 @@ http {{
     proxy_set_header Host $http_host;
     proxy_read_timeout 300s;
     proxy_send_timeout 300s;
+    # A request that fails on a node (refused, reset: the node died, or a kept-alive
+    # connection to a node that was restarted went stale) goes to the next node, POST
+    # and PATCH included: each Berth write commits in one transaction or not at all, so
+    # resending it is safe (README, "Three nodes on PostgreSQL and SeaweedFS").
+    proxy_next_upstream error timeout non_idempotent;
     location / {{ proxy_pass http://berth; }}
   }}
 }}

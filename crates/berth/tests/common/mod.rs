@@ -325,6 +325,54 @@ pub const DISTRIBUTION_BIN: &str = "/usr/bin/docker-registry";
 
 /// A running registry: `berth serve` or distribution, on 127.0.0.1:<free port>, with
 /// its data in a temp dir. Dropping it kills the process.
+/// Under `BERTH_TEST_BACKENDS=postgres-s3` ([`berth_test_support::Backends`]): the
+/// `berth serve` flags and environment of a fresh PostgreSQL database and a fresh key
+/// prefix of the shared SeaweedFS bucket, so the same client tests run on the scale-out
+/// backends (issue 14). Keep one and apply it again to restart a server on the same data.
+#[derive(Clone, Debug)]
+pub struct ScaleOutBackends {
+    args: Vec<String>,
+}
+
+impl ScaleOutBackends {
+    /// Fresh backends under `BERTH_TEST_BACKENDS=postgres-s3`; `None` on the embedded
+    /// default.
+    pub fn from_env() -> Option<ScaleOutBackends> {
+        use berth_test_support::{postgres::Postgres, seaweedfs, Backends};
+        if Backends::from_env() != Backends::PostgresS3 {
+            return None;
+        }
+        let pg = Postgres::shared("postgres-s3 backends").expect("PostgreSQL installed");
+        let s3 = seaweedfs::shared().expect("weed (SeaweedFS) installed");
+        Some(ScaleOutBackends {
+            args: vec![
+                "--metadata".into(),
+                pg.database(),
+                "--storage".into(),
+                s3.url(&seaweedfs::unique_prefix("reg")),
+                "--storage-s3-endpoint".into(),
+                s3.endpoint.clone(),
+            ],
+        })
+    }
+
+    /// Adds the flags and the S3 credentials (environment) to `c`.
+    pub fn apply(&self, c: &mut Command) {
+        use berth_test_support::seaweedfs;
+        c.args(&self.args)
+            .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", seaweedfs::SECRET_KEY)
+            .env("AWS_REGION", "us-east-1");
+    }
+}
+
+/// [`ScaleOutBackends::from_env`] applied to `c`, for a server that is never restarted.
+pub fn scale_out_backends(c: &mut Command) {
+    if let Some(b) = ScaleOutBackends::from_env() {
+        b.apply(c);
+    }
+}
+
 pub struct Registry {
     pub target: Target,
     /// `127.0.0.1:<port>`: the registry host part of image references.
@@ -375,6 +423,7 @@ impl Registry {
                         .arg("--data-dir")
                         .arg(&data)
                         .args(extra);
+                    scale_out_backends(&mut c);
                     c
                 }
                 Target::Distribution => {
