@@ -59,11 +59,15 @@ done
 ready() { for _ in $(seq 120); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.5; done; echo "node on $1 not ready" >&2; exit 1; }
 EMB=$(free_port); N1=$(free_port); N2=$(free_port); N3=$(free_port)
 "$B" serve --listen 127.0.0.1:$EMB --data-dir "$W/emb" > "$W/emb.log" 2>&1 &
+BERTH_PIDS="$!"
 shared="--metadata postgres://postgres@127.0.0.1:$PGPORT/berth --storage s3://berth-bench/reg --storage-s3-endpoint http://127.0.0.1:$S3PORT --master-key-file $W/master.key"
 "$B" serve --listen 127.0.0.1:$N1 --data-dir "$W/n1" $shared > "$W/n1.log" 2>&1 &
+BERTH_PIDS+=" $!"
 ready $EMB; ready $N1
 "$B" serve --listen 127.0.0.1:$N2 --data-dir "$W/n2" $shared > "$W/n2.log" 2>&1 &
+BERTH_PIDS+=" $!"
 "$B" serve --listen 127.0.0.1:$N3 --data-dir "$W/n3" $shared > "$W/n3.log" 2>&1 &
+BERTH_PIDS+=" $!"
 ready $N2; ready $N3
 
 # nginx: one balancer over the three nodes, one in front of node 1 alone.
@@ -121,17 +125,62 @@ push_image $EMB "$EMB_AUTH" bench/app
 push_image $N1 "$PG_AUTH" bench/app
 
 ACCEPT="application/vnd.oci.image.manifest.v1+json"
-rate() { # port auth -> requests/s
-  local out
+# CPU seconds used so far by this benchmark's processes, by kind: berth (the four
+# `berth serve` PIDs), postgres (its postmaster and every backend it forked), nginx
+# (master and workers), from /proc/<pid>/stat utime + stime. Other processes on the
+# machine are not counted.
+cpu() {
+  python3 - "$BERTH_PIDS" "$(head -1 "$W/pg/data/postmaster.pid")" "$(cat "$W/nginx.pid")" <<'PY'
+import os, sys
+tick = os.sysconf("SC_CLK_TCK")
+berth = set(sys.argv[1].split()); roots = {"postgres": sys.argv[2], "nginx": sys.argv[3]}
+stats = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        st = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        continue
+    f = st[st.rindex(")") + 2:].split()
+    stats[pid] = (f[1], (int(f[11]) + int(f[12])) / tick)  # ppid, cpu seconds
+out = {"berth": sum(stats[p][1] for p in berth if p in stats)}
+for k, root in roots.items():
+    out[k] = sum(c for p, (pp, c) in stats.items() if p == root or pp == root)
+print(" ".join(f"{k}={v:.2f}" for k, v in out.items()))
+PY
+}
+CPU_NOTES=""
+rate() { # port auth label -> requests/s; appends CPU per 1000 requests by component to CPU_NOTES
+  local out before after r
+  before=$(cpu)
   out=$(wrk -t2 -c"$CONNS" -d"${LOAD_SECS}s" -H "Authorization: $2" -H "Accept: $ACCEPT" \
     "http://127.0.0.1:$1/v2/bench/app/manifests/v1")
+  after=$(cpu)
   if echo "$out" | grep -q "Non-2xx"; then echo "wrk on port $1 got errors: $out" >&2; exit 1; fi
-  echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}'
+  r=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+  CPU_NOTES+="| $3 | $(python3 - "$before" "$after" "$r" "$LOAD_SECS" <<'PY'
+import sys
+b = dict(x.split("=") for x in sys.argv[1].split()); a = dict(x.split("=") for x in sys.argv[2].split())
+n = float(sys.argv[3]) * float(sys.argv[4]) / 1000
+print(" | ".join(f"{(float(a[k]) - float(b[k])) / n * 1000:.0f}" for k in ("berth", "postgres", "nginx")))
+PY
+) |
+"
+  echo "$r"
 }
-r_emb=$(rate $EMB "$EMB_AUTH")
-r_pg1=$(rate $N1 "$PG_AUTH")
-r_pg1lb=$(rate $LB1 "$PG_AUTH")
-r_pg3lb=$(rate $LB3 "$PG_AUTH")
+# Idle cost first: four berth processes (1 embedded + 3 on PostgreSQL) and their
+# databases, no requests, 10 s.
+idle_before=$(cpu); sleep 10; idle_after=$(cpu)
+IDLE=$(python3 - "$idle_before" "$idle_after" <<'PY'
+import sys
+b = dict(x.split("=") for x in sys.argv[1].split()); a = dict(x.split("=") for x in sys.argv[2].split())
+print(", ".join(f"{k} {(float(a[k]) - float(b[k])) * 100:.1f}%" for k in ("berth", "postgres")))
+PY
+)
+# (rate runs in this shell, not a subshell, so CPU_NOTES keeps its rows)
+rate $EMB "$EMB_AUTH" "embedded, 1 node" > "$W/r"; r_emb=$(cat "$W/r")
+rate $N1 "$PG_AUTH" "PostgreSQL + S3, 1 node" > "$W/r"; r_pg1=$(cat "$W/r")
+rate $LB1 "$PG_AUTH" "PostgreSQL + S3, 1 node behind nginx" > "$W/r"; r_pg1lb=$(cat "$W/r")
+rate $LB3 "$PG_AUTH" "PostgreSQL + S3, 3 nodes behind nginx" > "$W/r"; r_pg3lb=$(cat "$W/r")
 
 # Upload (one monolithic POST ?digest=, durable before the 201) and download MB/s.
 BLOB="$W/blob"
@@ -168,6 +217,15 @@ round robin per request with keep-alive to the nodes; everything on this one mac
 
 3 nodes vs 1 node behind the same nginx: $(ratio "$r_pg3lb" "$r_pg1lb")×.
 
+Idle (no requests, 10 s; the 4 berth processes together, one CPU = 100%): $IDLE.
+
+CPU milliseconds per 1000 requests, by process kind, over the same runs (PostgreSQL
+backends that exit during a run take their CPU time with them, so its column can read
+low; the machine's other processes are not counted but share its cores):
+
+| setup | berth | postgres | nginx |
+| --- | ---: | ---: | ---: |
+$CPU_NOTES
 | ${BLOB_MIB} MiB blob, one client (curl) | upload MB/s | download MB/s |
 | --- | ---: | ---: |
 | local disk (embedded) | $up_emb | $down_emb |
