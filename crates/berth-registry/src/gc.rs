@@ -138,7 +138,9 @@ impl Registry {
         let now_t = SystemTime::now();
         let now = epoch_secs(now_t);
         let cutoff_t = now_t - opts.grace;
-        let cutoff = now - opts.grace.as_secs() as i64;
+        // Swept when unreferenced since `now - grace` or earlier (`touched_at` has
+        // one-second resolution; the stores compare `touched_at < cutoff`).
+        let cutoff = now - opts.grace.as_secs() as i64 + 1;
         let mut report = GcReport {
             dry_run: opts.dry_run,
             ..GcReport::default()
@@ -269,12 +271,13 @@ impl Registry {
             .gc_held(&digests, owner)
             .await
             .map_err(internal("checking claims"))?;
-        let results: Vec<(GcBlob, bool)> = futures::stream::iter(
-            claimed
-                .iter()
-                .filter(|b| held.contains(&b.digest))
-                .cloned(),
-        )
+        let mut to_delete: Vec<GcBlob> = Vec::with_capacity(held.len());
+        for b in claimed {
+            if held.contains(&b.digest) {
+                to_delete.push(b.clone());
+            }
+        }
+        let results: Vec<(GcBlob, bool)> = futures::stream::iter(to_delete)
         .map(|b| async move {
             match self.store.delete(&b.digest).await {
                 Ok(()) => (b, true),
