@@ -124,7 +124,7 @@ def push_range(port, start, stop, per, delete):
 def wrk(port, secs):
     out = subprocess.run(
         ["wrk", "-t2", "-c32", f"-d{secs}s", "-s", os.path.join(BENCH_DIR, "accept.lua"),
-         f"http://127.0.0.1:{port}/v2/bench/r1/manifests/v1"],
+         f"http://127.0.0.1:{port}/v2/bench/r0/manifests/v0"],
         capture_output=True, text=True, check=True,
     ).stdout
     m = re.search(r"WRKSUMMARY requests=(\d+) duration_us=(\d+).*err_status=(\d+)", out)

@@ -43,11 +43,11 @@ fn stored(data_dir: &Path, digest: &str) -> bool {
 }
 
 /// Monolithic blob upload (spec.md § Single POST). Returns the HTTP status.
-fn push_blob(reg: &Registry, name: &str, data: &[u8]) -> u16 {
-    let url = reg.url(&format!(
-        "/v2/{name}/blobs/uploads/?digest={}",
+fn push_blob(base: &str, name: &str, data: &[u8]) -> u16 {
+    let url = format!(
+        "{base}/v2/{name}/blobs/uploads/?digest={}",
         query_escape(&sha(data))
-    ));
+    );
     http(
         "POST",
         &url,
@@ -58,10 +58,10 @@ fn push_blob(reg: &Registry, name: &str, data: &[u8]) -> u16 {
 }
 
 /// PUT a manifest (spec.md § Pushing manifests); returns the response.
-fn put_manifest(reg: &Registry, name: &str, reference: &str, media: &str, body: &[u8]) -> Resp {
+fn put_manifest(base: &str, name: &str, reference: &str, media: &str, body: &[u8]) -> Resp {
     http(
         "PUT",
-        &reg.url(&format!("/v2/{name}/manifests/{reference}")),
+        &format!("{base}/v2/{name}/manifests/{reference}"),
         &[("Content-Type", media)],
         Some(body),
     )
@@ -123,24 +123,29 @@ impl Image {
 
     /// Uploads the blobs and puts the manifest under `reference`; the manifest PUT's
     /// response (201 is the acknowledgement).
-    fn push(&self, reg: &Registry, name: &str, reference: &str) -> Resp {
+    fn push(&self, base: &str, name: &str, reference: &str) -> Resp {
         for b in self.blobs() {
-            let s = push_blob(reg, name, b);
+            let s = push_blob(base, name, b);
             assert_eq!(s, 201, "blob upload in {name}");
         }
-        put_manifest(reg, name, reference, OCI_MANIFEST, &self.manifest)
+        put_manifest(base, name, reference, OCI_MANIFEST, &self.manifest)
     }
 
     /// Pulls the manifest by `reference` and every blob, byte for byte (spec.md
     /// § Pulling manifests, § Pulling blobs).
-    fn assert_pulls(&self, reg: &Registry, name: &str, reference: &str) {
-        let m = get_manifest(reg, name, reference);
+    fn assert_pulls(&self, base: &str, name: &str, reference: &str) {
+        let m = http(
+            "GET",
+            &format!("{base}/v2/{name}/manifests/{reference}"),
+            &[("Accept", MANIFEST_ACCEPT)],
+            None,
+        );
         assert_eq!(m.status, 200, "{name}:{reference}: {}", m.describe());
         assert_eq!(m.body, self.manifest, "{name}:{reference}: manifest bytes");
         for b in self.blobs() {
             let r = http(
                 "GET",
-                &reg.url(&format!("/v2/{name}/blobs/{}", sha(b))),
+                &format!("{base}/v2/{name}/blobs/{}", sha(b)),
                 &[],
                 None,
             );
@@ -186,6 +191,7 @@ fn start(extra: &[&str]) -> Registry {
 #[test]
 fn gc_keeps_index_children_and_referrers() {
     let reg = start(&["--gc-enabled", "false"]);
+    let base = reg.url("");
     let name = "gc/multi";
     let shared = rand_bytes("shared base layer", 4096);
     let amd = Image::new(
@@ -198,7 +204,7 @@ fn gc_keeps_index_children_and_referrers() {
     );
     // Children pushed by digest only (untagged), as skopeo/podman push an index.
     for i in [&amd, &arm] {
-        let r = i.push(&reg, name, &i.digest());
+        let r = i.push(&base, name, &i.digest());
         assert_eq!(r.status, 201, "{}", r.describe());
     }
     let index = format!(
@@ -209,7 +215,7 @@ fn gc_keeps_index_children_and_referrers() {
         arm.manifest.len()
     )
     .into_bytes();
-    let r = put_manifest(&reg, name, "v1", OCI_INDEX, &index);
+    let r = put_manifest(&base, name, "v1", OCI_INDEX, &index);
     assert_eq!(r.status, 201, "{}", r.describe());
     // A signature-like referrer of the index (untagged, only reachable by subject).
     let sig_config = br#"{"signature":"demo"}"#.to_vec();
@@ -220,9 +226,15 @@ fn gc_keeps_index_children_and_referrers() {
         Some((&sha(&index), index.len())),
     );
     for b in [&sig_config, &sig_layer] {
-        assert_eq!(push_blob(&reg, name, b), 201);
+        assert_eq!(push_blob(&base, name, b), 201);
     }
-    let r = put_manifest(&reg, name, &sha(&sig_manifest), OCI_MANIFEST, &sig_manifest);
+    let r = put_manifest(
+        &base,
+        name,
+        &sha(&sig_manifest),
+        OCI_MANIFEST,
+        &sig_manifest,
+    );
     assert_eq!(r.status, 201, "{}", r.describe());
 
     let dry = admin_gc(&reg, &["--dry-run", "--grace-secs", "0"]);
@@ -237,14 +249,14 @@ fn gc_keeps_index_children_and_referrers() {
     let idx = get_manifest(&reg, name, "v1");
     assert_eq!(idx.status, 200);
     assert_eq!(idx.body, index);
-    amd.assert_pulls(&reg, name, &amd.digest());
-    arm.assert_pulls(&reg, name, &arm.digest());
+    amd.assert_pulls(&base, name, &amd.digest());
+    arm.assert_pulls(&base, name, &arm.digest());
     let sig = get_manifest(&reg, name, &sha(&sig_manifest));
     assert_eq!(sig.body, sig_manifest);
     for b in [&sig_config, &sig_layer] {
         let r = http(
             "GET",
-            &reg.url(&format!("/v2/{name}/blobs/{}", sha(b))),
+            &format!("{base}/v2/{name}/blobs/{}", sha(b)),
             &[],
             None,
         );
@@ -252,7 +264,7 @@ fn gc_keeps_index_children_and_referrers() {
     }
     let referrers = http(
         "GET",
-        &reg.url(&format!("/v2/{name}/referrers/{}", sha(&index))),
+        &format!("{base}/v2/{name}/referrers/{}", sha(&index)),
         &[],
         None,
     );
@@ -270,6 +282,7 @@ fn gc_keeps_index_children_and_referrers() {
 #[test]
 fn gc_sweeps_unshared_blobs_of_deleted_images() {
     let reg = start(&["--gc-enabled", "false"]);
+    let base = reg.url("");
     let name = "gc/deleted";
     let shared = rand_bytes("shared", 5000);
     let a = Image::new(
@@ -280,8 +293,8 @@ fn gc_sweeps_unshared_blobs_of_deleted_images() {
         br#"{"image":"b"}"#.to_vec(),
         vec![shared.clone(), rand_bytes("only b", 6000)],
     );
-    assert_eq!(a.push(&reg, name, "a").status, 201);
-    assert_eq!(b.push(&reg, name, "b").status, 201);
+    assert_eq!(a.push(&base, name, "a").status, 201);
+    assert_eq!(b.push(&base, name, "b").status, 201);
     let data = reg.data_dir();
     for blob in a.blobs().into_iter().chain(b.blobs()) {
         assert!(
@@ -293,7 +306,7 @@ fn gc_sweeps_unshared_blobs_of_deleted_images() {
     // A collection with the default grace (1 h) sweeps nothing just pushed or deleted.
     let r = http(
         "DELETE",
-        &reg.url(&format!("/v2/{name}/manifests/{}", a.digest())),
+        &format!("{base}/v2/{name}/manifests/{}", a.digest()),
         &[],
         None,
     );
@@ -333,7 +346,7 @@ fn gc_sweeps_unshared_blobs_of_deleted_images() {
         assert!(!stored(&data, &sha(g)), "{} left storage", sha(g));
         let r = http(
             "GET",
-            &reg.url(&format!("/v2/{name}/blobs/{}", sha(g))),
+            &format!("{base}/v2/{name}/blobs/{}", sha(g)),
             &[],
             None,
         );
@@ -341,10 +354,10 @@ fn gc_sweeps_unshared_blobs_of_deleted_images() {
         assert_eq!(r.oci_error_codes(), vec!["BLOB_UNKNOWN".to_string()]);
     }
     assert!(stored(&data, &sha(&shared)), "the shared layer stays");
-    b.assert_pulls(&reg, name, "b");
+    b.assert_pulls(&base, name, "b");
     // Pushing the deleted image again works (its blobs are uploaded anew).
-    assert_eq!(a.push(&reg, name, "a").status, 201);
-    a.assert_pulls(&reg, name, "a");
+    assert_eq!(a.push(&base, name, "a").status, 201);
+    a.assert_pulls(&base, name, "a");
     // Stray bytes (a blob file no metadata names) are swept too.
     let stray = rand_bytes("stray", 1234);
     let path = blob_file(&data, &sha(&stray));
@@ -356,7 +369,7 @@ fn gc_sweeps_unshared_blobs_of_deleted_images() {
         "{out}"
     );
     assert!(!path.exists());
-    a.assert_pulls(&reg, name, "a");
+    a.assert_pulls(&base, name, "a");
 }
 
 // DESIGN.md invariant 5 under load: pushes with shared and fresh layers, some deleted
@@ -375,6 +388,75 @@ fn gc_racing_pushes_never_loses_an_acknowledged_image() {
         "--upload-expiry-secs",
         "4",
     ]);
+    let data = reg.data_dir();
+    race(
+        &[reg.url("")],
+        &|| admin_gc(&reg, &["--grace-secs", "0"]),
+        &|d| stored(&data, d),
+    );
+}
+
+// The same race on the scale-out backends (issue 14): two `berth serve` nodes sharing one
+// PostgreSQL database and one SeaweedFS bucket, each collecting every second, pushes and
+// pulls round-robin over both, and `berth admin gc` as a third process on the same
+// stores. Claims and pins are rows, so three collectors and two push paths agree.
+#[test]
+fn gc_racing_pushes_on_two_nodes_postgres_and_s3() {
+    use berth_test_support::nodes::{Cluster, NodeOptions};
+    use berth_test_support::{postgres::Postgres, seaweedfs};
+    let Some(pg) = Postgres::shared("gc_racing_pushes_on_two_nodes_postgres_and_s3") else {
+        return;
+    };
+    let Some(s3) = seaweedfs::shared() else {
+        return;
+    };
+    let metadata = pg.database();
+    let storage = s3.url(&seaweedfs::unique_prefix("gc-race"));
+    let opts = NodeOptions::new(env!("CARGO_BIN_EXE_berth"))
+        .metadata(&metadata)
+        .storage(&storage)
+        .arg("--storage-s3-endpoint")
+        .arg(s3.endpoint.clone())
+        .arg("--allow-anonymous")
+        .arg("--gc-grace-secs")
+        .arg("0")
+        .arg("--gc-period-secs")
+        .arg("1")
+        .arg("--upload-expiry-secs")
+        .arg("4")
+        .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", seaweedfs::SECRET_KEY)
+        .env("AWS_ALLOW_HTTP", "true");
+    let cluster = Cluster::start(2, &opts);
+    let bases: Vec<String> = cluster.nodes.iter().map(|n| n.url("")).collect();
+    let admin = || {
+        run(
+            Command::new(env!("CARGO_BIN_EXE_berth"))
+                .args(["admin", "--metadata", &metadata, "gc", "--grace-secs", "0"])
+                .args(["--storage", &storage, "--storage-s3-endpoint", &s3.endpoint])
+                .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
+                .env("AWS_SECRET_ACCESS_KEY", seaweedfs::SECRET_KEY)
+                .env("AWS_ALLOW_HTTP", "true")
+                .env("BERTH_MASTER_KEY_FILE", cluster.master_key_file()),
+            Duration::from_secs(120),
+        )
+        .stdout
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(async { s3.store(storage.trim_start_matches("s3://berth/")) });
+    let stored = |d: &str| {
+        let d: berth_core::Digest = d.parse().unwrap();
+        rt.block_on(berth_store::BlobStore::stat(&store, &d))
+            .unwrap()
+            .is_some()
+    };
+    race(&bases, &admin, &stored);
+}
+
+/// The race of the two tests above over the registry nodes at `bases` (pushes, deletes
+/// and pulls round-robin), `admin` running one `berth admin gc --grace-secs 0`, and
+/// `stored` saying whether a digest's bytes are in storage.
+fn race(bases: &[String], admin: &(dyn Fn() -> String + Sync), stored: &dyn Fn(&str) -> bool) {
     let pushes: usize = std::env::var("BERTH_GC_RACE_PUSHES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -388,7 +470,7 @@ fn gc_racing_pushes_never_loses_an_acknowledged_image() {
         let gc = s.spawn(|| {
             let mut runs = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let out = admin_gc(&reg, &["--grace-secs", "0"]);
+                let out = admin();
                 assert!(out.contains("objects swept"), "{out}");
                 runs += 1;
             }
@@ -396,12 +478,13 @@ fn gc_racing_pushes_never_loses_an_acknowledged_image() {
         });
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let (reg, shared) = (&reg, &shared);
+                let shared = &shared;
                 s.spawn(move || {
                     let mut acked = Vec::new();
                     let mut deleted = Vec::new();
                     let mut retries = 0;
                     for k in (w..pushes).step_by(workers) {
+                        let base = &bases[k % bases.len()];
                         let name = format!("race/r{}", k % 5);
                         let image = Image::new(
                             format!("{{\"push\":{k}}}").into_bytes(),
@@ -413,7 +496,7 @@ fn gc_racing_pushes_never_loses_an_acknowledged_image() {
                         let tag = format!("t{k}");
                         let mut ok = false;
                         for _attempt in 0..20 {
-                            let r = image.push(reg, &name, &tag);
+                            let r = image.push(base, &name, &tag);
                             if r.status == 201 {
                                 ok = true;
                                 break;
@@ -430,7 +513,7 @@ fn gc_racing_pushes_never_loses_an_acknowledged_image() {
                         if k % 4 == 0 {
                             let r = http(
                                 "DELETE",
-                                &reg.url(&format!("/v2/{name}/manifests/{}", image.digest())),
+                                &format!("{base}/v2/{name}/manifests/{}", image.digest()),
                                 &[],
                                 None,
                             );
@@ -456,40 +539,44 @@ fn gc_racing_pushes_never_loses_an_acknowledged_image() {
         (all.0, all.1, all.2, runs)
     });
     // One last collection after everything settled: the deleted images' garbage goes.
-    let out = admin_gc(&reg, &["--grace-secs", "0"]);
+    let out = admin();
     eprintln!(
-        "{pushes} pushes: {} kept, {} deleted, {retries} retried after a sweep, {gc_runs} admin collections; last: {out}",
+        "{pushes} pushes on {} node(s): {} kept, {} deleted, {retries} retried after a sweep, {gc_runs} admin collections; last: {}",
+        bases.len(),
         acked.len(),
-        deleted.len()
+        deleted.len(),
+        out.lines().last().unwrap_or_default()
     );
-    let data = reg.data_dir();
-    for (name, tag, image) in &acked {
-        image.assert_pulls(&reg, name, tag);
+    for (i, (name, tag, image)) in acked.iter().enumerate() {
+        // Pulled from another node than the one that took the push, when there are two.
+        image.assert_pulls(&bases[(i + 1) % bases.len()], name, tag);
     }
     for image in &deleted {
         assert!(
-            !stored(&data, &sha(&image.layers[1])),
+            !stored(&sha(&image.layers[1])),
             "a deleted image's fresh layer was collected"
         );
     }
     for s in &shared {
-        assert!(stored(&data, &sha(s)), "shared layers stay");
+        assert!(stored(&sha(s)), "shared layers stay");
     }
-    // The server's scheduled collection ran and reported on /metrics.
-    let mut metrics = String::new();
-    for _ in 0..200 {
-        metrics = http("GET", &reg.url("/metrics"), &[], None).text();
-        if metrics.contains("berth_gc_runs_total") {
-            break;
+    // The nodes' scheduled collections ran and reported on /metrics (each node's own).
+    for base in bases {
+        let mut metrics = String::new();
+        for _ in 0..200 {
+            metrics = http("GET", &format!("{base}/metrics"), &[], None).text();
+            if metrics.contains("berth_gc_runs_total") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for m in [
-        "berth_gc_runs_total",
-        "berth_gc_bytes_reclaimed_total",
-        "berth_gc_objects_swept_total",
-        "berth_gc_last_run_duration_seconds",
-    ] {
-        assert!(metrics.contains(m), "{m} on /metrics:\n{metrics}");
+        for m in [
+            "berth_gc_runs_total",
+            "berth_gc_bytes_reclaimed_total",
+            "berth_gc_objects_swept_total",
+            "berth_gc_last_run_duration_seconds",
+        ] {
+            assert!(metrics.contains(m), "{m} on {base}/metrics:\n{metrics}");
+        }
     }
 }
