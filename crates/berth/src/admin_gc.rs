@@ -20,7 +20,7 @@ pub struct GcArgs {
     #[arg(long, value_name = "SECS")]
     pub grace_secs: Option<u64>,
     /// The blob storage, as `berth serve --storage` takes it. [default: the config
-    /// file's, else <data-dir>/blobs]
+    /// file's, else the data directory]
     #[arg(long, env = "BERTH_STORAGE", value_name = "URL")]
     pub storage: Option<String>,
     /// The S3 endpoint, as `berth serve --storage-s3-endpoint`.
