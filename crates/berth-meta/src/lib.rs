@@ -16,18 +16,21 @@
 
 pub mod changes;
 pub mod events;
+pub mod gc;
 pub mod iam;
 pub mod jobs;
 pub mod migrate;
 pub mod postgres;
 mod postgres_content;
 mod postgres_events;
+mod postgres_gc;
 mod postgres_iam;
 pub mod postgres_jobs;
 mod postgres_repository;
 pub mod repository;
 pub mod sqlite;
 mod sqlite_events;
+mod sqlite_gc;
 mod sqlite_iam;
 pub mod sqlite_jobs;
 mod sqlite_repository;
@@ -37,6 +40,7 @@ use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
 pub use berth_core::{TagMutability, TagRules};
 pub use changes::{Change, ChangeHook, Hooks, NoJobs};
 pub use events::EventConfigStore;
+pub use gc::{BlobPin, GcBlob, GcStore};
 pub use iam::IamStore;
 pub use jobs::JobStore;
 pub use postgres::PgMeta;
@@ -129,6 +133,10 @@ pub enum MetaError {
         /// The quota ([`events::MAX_TARGETS_PER_RULE`]).
         max: usize,
     },
+    /// A garbage collector is deleting this blob's bytes right now (issue 12): it cannot
+    /// be pinned until they are gone; then it can be written again.
+    #[error("blob {0} is being garbage-collected; retry shortly")]
+    BlobBeingCollected(Digest),
     /// Stored data failed to parse (corruption or a newer schema).
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
@@ -207,9 +215,9 @@ pub struct PutOutcome {
 /// missing and `create` is true, and fail with [`MetaError::RepositoryNotFound`] otherwise.
 /// Repository settings and image listings are the [`RepositoryStore`] half; the event
 /// configuration (EventBridge rules, targets, connections, API destinations) is the
-/// [`EventConfigStore`] part.
+/// [`EventConfigStore`] part; what garbage collection needs is the [`GcStore`] part.
 #[async_trait::async_trait]
-pub trait MetaStore: RepositoryStore + EventConfigStore + Send + Sync + 'static {
+pub trait MetaStore: RepositoryStore + EventConfigStore + GcStore + Send + Sync + 'static {
     /// Whether the repository exists.
     async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool>;
     /// Creates a repository; returns false if it already existed.
@@ -219,11 +227,13 @@ pub trait MetaStore: RepositoryStore + EventConfigStore + Send + Sync + 'static 
 
     /// Size of `digest` if it is linked to `repo`.
     async fn linked_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
-    /// Links a committed blob to `repo` (idempotent).
+    /// Links the blob `pin` names (committed to storage while pinned) to `repo`
+    /// (idempotent), records it if new, sets its `touched_at` to now and releases the
+    /// pin, in one transaction (the pin is released on failure too). See [`gc`].
     async fn link_blob(
         &self,
         repo: &RepositoryName,
-        digest: &Digest,
+        pin: BlobPin,
         size: u64,
         create: bool,
     ) -> Result<()>;

@@ -395,6 +395,44 @@ impl PgMeta {
         })
     }
 
+    /// One attempt of [`MetaStore::link_blob`]: record (or touch) the blob, link it,
+    /// release the pin. The blob row is written first: a GC claiming it holds the row
+    /// `FOR UPDATE` from its first statement, so the two are ordered by that lock (see
+    /// `postgres_gc.rs`), and the pin is still there while GC looks for it.
+    async fn link_pinned(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        create: bool,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let (id, _) = ensure_repository(&mut tx, repo, create).await?;
+        let d = digest.to_string();
+        let now = now();
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (digest) DO UPDATE SET touched_at = EXCLUDED.touched_at",
+        )
+        .bind(&d)
+        .bind(size as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(&d)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        crate::postgres_gc::release_pin(&mut tx, &d).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// One attempt of [`MetaStore::delete_manifest`].
     async fn delete_manifest_once(
         &self,
@@ -440,6 +478,8 @@ impl PgMeta {
                 parent: parse_digest(parent)?,
             });
         }
+        // Its blobs may now be unreferenced: GC's grace window starts again (gc.rs).
+        crate::postgres_gc::touch_referenced_blobs(&mut tx, id, Some(&d)).await?;
         // The tags that go with it (ON DELETE CASCADE), for the change's jobs, locked:
         // a tag being moved onto this manifest waits on the manifest lock above, and
         // one being moved off it makes this wait and then drops out (READ COMMITTED
@@ -513,32 +553,16 @@ impl MetaStore for PgMeta {
     async fn link_blob(
         &self,
         repo: &RepositoryName,
-        digest: &Digest,
+        pin: crate::BlobPin,
         size: u64,
         create: bool,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let (id, _) = ensure_repository(&mut tx, repo, create).await?;
-        let d = digest.to_string();
-        sqlx::query(
-            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(&d)
-        .bind(size as i64)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(&d)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let linked = retrying(|| self.link_pinned(repo, pin.digest(), size, create)).await;
+        if linked.is_err() {
+            // The pin would expire anyway; release it now so GC is not held up.
+            let _ = crate::GcStore::unpin_blob(self, pin).await;
+        }
+        linked
     }
 
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {

@@ -294,6 +294,8 @@ impl RepositoryStore for PgMeta {
                 return Err(MetaError::RepositoryNotEmpty(repo.to_string()));
             }
         }
+        // Its images' blobs may now be unreferenced: GC's grace window starts again.
+        crate::postgres_gc::touch_referenced_blobs(&mut tx, id, None).await?;
         // Tags, manifests, their references, blob links and resource tags go with it
         // (ON DELETE CASCADE); the blobs' bytes stay for garbage collection.
         sqlx::query("DELETE FROM repositories WHERE id = $1")

@@ -160,6 +160,39 @@ const HEAD_BY_DIGEST: &str = "SELECT m.digest, m.media_type, m.size FROM reposit
     JOIN manifests m ON m.repository_id = r.id WHERE r.name = ? AND m.digest = ?";
 
 impl SqliteMeta {
+    /// [`MetaStore::link_blob`]'s transaction: record, link, touch, release the pin.
+    async fn link_pinned(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        create: bool,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let (id, _) = ensure_repository(&mut tx, repo, create).await?;
+        let d = digest.to_string();
+        let now = now();
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (digest) DO UPDATE SET touched_at = excluded.touched_at",
+        )
+        .bind(&d)
+        .bind(size as i64)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT OR IGNORE INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(&d)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        crate::sqlite_gc::release_pin(&mut tx, &d).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn manifest(&self, sql: &str, repo: &str, key: &str) -> Result<Option<ManifestRow>> {
         let row = sqlx::query_as::<_, (String, String, Vec<u8>)>(sql)
             .bind(repo)
@@ -236,27 +269,16 @@ impl MetaStore for SqliteMeta {
     async fn link_blob(
         &self,
         repo: &RepositoryName,
-        digest: &Digest,
+        pin: crate::BlobPin,
         size: u64,
         create: bool,
     ) -> Result<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let (id, _) = ensure_repository(&mut tx, repo, create).await?;
-        let d = digest.to_string();
-        sqlx::query("INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)")
-            .bind(&d)
-            .bind(size as i64)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT OR IGNORE INTO repository_blobs (repository_id, digest, linked_at) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(&d)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let linked = self.link_pinned(repo, pin.digest(), size, create).await;
+        if linked.is_err() {
+            // The pin would expire anyway; release it now so GC is not held up.
+            let _ = crate::GcStore::unpin_blob(self, pin).await;
+        }
+        linked
     }
 
     async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
@@ -502,6 +524,8 @@ impl MetaStore for SqliteMeta {
         {
             return Err(MetaError::Referenced { child: digest.clone(), parent: parse_digest(parent)? });
         }
+        // Its blobs may now be unreferenced: GC's grace window starts again (gc.rs).
+        crate::sqlite_gc::touch_referenced_blobs(&mut tx, id, Some(&d)).await?;
         // The tags that go with it (ON DELETE CASCADE), for the change's jobs.
         let tags: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM tags WHERE repository_id = ? AND digest = ? ORDER BY name",

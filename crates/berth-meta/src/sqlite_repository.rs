@@ -259,6 +259,8 @@ impl RepositoryStore for SqliteMeta {
                 return Err(MetaError::RepositoryNotEmpty(repo.to_string()));
             }
         }
+        // Its images' blobs may now be unreferenced: GC's grace window starts again.
+        crate::sqlite_gc::touch_referenced_blobs(&mut tx, id, None).await?;
         // Tags, manifests, their references, blob links and resource tags go with it
         // (ON DELETE CASCADE); the blobs' bytes stay for garbage collection.
         sqlx::query("DELETE FROM repositories WHERE id = ?")

@@ -18,8 +18,8 @@ use berth_meta::events::{
 };
 use berth_meta::jobs::NewJob;
 use berth_meta::{
-    Change, ChangeHook, MetaError, MetaStore, NoJobs, PgMeta, RepositorySettings, RepositoryStore,
-    SqliteMeta, TagStatus,
+    Change, ChangeHook, GcStore, MetaError, MetaStore, NoJobs, PgMeta, RepositorySettings,
+    RepositoryStore, SqliteMeta, TagStatus,
 };
 use berth_test_support::postgres::Postgres;
 use berth_test_support::{image_manifest, sha256};
@@ -130,6 +130,19 @@ struct Image {
     layer: Digest,
 }
 
+/// Links `d` to `r` as a push does: pinned first, the pin released by the link.
+async fn link_pinned(m: &dyn MetaStore, r: &RepositoryName, d: &Digest, size: u64) {
+    let pin = m.pin_blob(d, now_secs()).await.unwrap();
+    m.link_blob(r, pin, size, true).await.unwrap();
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 /// An image manifest over a fresh config and layer (distinct per `seed`); links the
 /// blobs to `r` when `link`.
 async fn image(m: &dyn MetaStore, r: &RepositoryName, seed: &str, link: bool) -> Image {
@@ -137,12 +150,8 @@ async fn image(m: &dyn MetaStore, r: &RepositoryName, seed: &str, link: bool) ->
     let layer = format!("layer {seed} bytes");
     let (cd, ld) = (sha256(config.as_bytes()), sha256(layer.as_bytes()));
     if link {
-        m.link_blob(r, &digest(&cd), config.len() as u64, true)
-            .await
-            .unwrap();
-        m.link_blob(r, &digest(&ld), layer.len() as u64, true)
-            .await
-            .unwrap();
+        link_pinned(m, r, &digest(&cd), config.len() as u64).await;
+        link_pinned(m, r, &digest(&ld), layer.len() as u64).await;
     }
     let body = image_manifest(&cd, config.len(), &ld, layer.len()).into_bytes();
     Image {
@@ -1190,5 +1199,285 @@ async fn pg_race_limits_hold_across_nodes() {
                 .len(),
             3
         );
+    }
+}
+
+// ---- garbage collection (issue 12; protocol in berth-meta/src/gc.rs) ----
+
+fn digests_of(v: &[berth_meta::GcBlob]) -> Vec<Digest> {
+    v.iter().map(|b| b.digest.clone()).collect()
+}
+
+// The mark: a blob is collectable only when no manifest of any repository references
+// it (an untagged manifest, an index's child and a referrer all keep theirs) and it was
+// not touched within the grace window; deleting its last manifest restarts the window.
+// The claim deletes row and links, and locks pushes out until the claim is released.
+#[tokio::test]
+async fn gc_marks_claims_and_guards() {
+    on_both("gc_marks_claims_and_guards", |b| async move {
+        let (m, n) = (b.meta.as_ref(), b.name);
+        let (r1, r2) = (repo("gc/one"), repo("gc/two"));
+        let a = image(m, &r1, &format!("{n}-a"), true).await;
+        let c = image(m, &r1, &format!("{n}-c"), true).await;
+        put(m, &r1, &a, None).await.unwrap(); // untagged: still an image
+        put(m, &r1, &c, Some("c")).await.unwrap();
+        let (ib, id, ip) = index(&[(&c.digest, c.body.len(), "arm64")]);
+        m.put_manifest(&r1, &id, &ip, &ib, Some(&tag("multi")), false, &NoJobs)
+            .await
+            .unwrap();
+        let later = now_secs() + 10;
+        let sorted = |mut v: Vec<Digest>| {
+            v.sort_by_key(|d| d.to_string());
+            v
+        };
+        // Everything is referenced: nothing to collect, whatever the grace.
+        assert_eq!(
+            m.gc_candidates(later, None, 100).await.unwrap(),
+            vec![],
+            "{n}"
+        );
+        // A blob uploaded but not (yet) referenced is collectable only after the grace.
+        let orphan = digest(&sha256(format!("{n} orphan").as_bytes()));
+        link_pinned(m, &r1, &orphan, 9).await;
+        assert_eq!(
+            m.gc_candidates(now_secs() - 3600, None, 100).await.unwrap(),
+            vec![],
+            "{n}"
+        );
+        assert_eq!(
+            digests_of(&m.gc_candidates(later, None, 100).await.unwrap()),
+            vec![orphan.clone()],
+            "{n}"
+        );
+        // Deleting the index frees nothing (its child is an image).
+        m.delete_manifest(&r1, &id, &NoJobs).await.unwrap();
+        assert_eq!(
+            m.gc_candidates(later, None, 100).await.unwrap().len(),
+            1,
+            "{n}"
+        );
+        // r2 holds the same image as a (same blobs, pushed there too).
+        let shared = image(m, &r2, &format!("{n}-a"), true).await;
+        put(m, &r2, &shared, Some("a")).await.unwrap();
+        m.delete_manifest(&r1, &a.digest, &NoJobs).await.unwrap();
+        // a's blobs are still referenced by r2's copy of the image.
+        assert_eq!(
+            digests_of(&m.gc_candidates(later, None, 100).await.unwrap()),
+            vec![orphan.clone()],
+            "{n}"
+        );
+        m.delete_manifest(&r2, &shared.digest, &NoJobs)
+            .await
+            .unwrap();
+        let want = sorted(vec![orphan.clone(), a.config.clone(), a.layer.clone()]);
+        let cands = m.gc_candidates(later, None, 100).await.unwrap();
+        assert_eq!(digests_of(&cands), want, "{n}");
+        // Paging in digest order.
+        let first = m.gc_candidates(later, None, 1).await.unwrap();
+        let rest = m
+            .gc_candidates(later, Some(&first[0].digest), 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            [digests_of(&first), digests_of(&rest)].concat(),
+            want,
+            "{n}"
+        );
+        // The manifest deletion touched them: within the grace they stay.
+        assert_eq!(
+            m.gc_candidates(now_secs() - 3600, None, 100).await.unwrap(),
+            vec![],
+            "{n}"
+        );
+
+        // A pinned blob (a push committing it) cannot be claimed.
+        let pin = m.pin_blob(&a.layer, now_secs()).await.unwrap();
+        let claimed = m
+            .gc_claim_blobs(&want, later, "gc-1", now_secs())
+            .await
+            .unwrap();
+        assert_eq!(
+            sorted(digests_of(&claimed)),
+            sorted(vec![orphan.clone(), a.config.clone()]),
+            "{n}"
+        );
+        assert_eq!(
+            claimed.iter().find(|b| b.digest == orphan).unwrap().size,
+            9,
+            "{n}"
+        );
+        // Claimed: row and links are gone (pulls and manifest pushes see no blob) ...
+        assert_eq!(m.linked_blob(&r1, &a.config).await.unwrap(), None, "{n}");
+        let again = image(m, &r1, &format!("{n}-a"), false).await;
+        assert!(
+            matches!(
+                put(m, &r1, &again, None).await,
+                Err(MetaError::MissingBlobs(_))
+            ),
+            "{n}"
+        );
+        // ... a second GC cannot claim it, and a push cannot pin it until released.
+        assert_eq!(
+            m.gc_claim_strays(std::slice::from_ref(&a.config), "gc-2", now_secs())
+                .await
+                .unwrap(),
+            vec![],
+            "{n}"
+        );
+        assert!(
+            matches!(
+                m.pin_blob(&a.config, now_secs()).await,
+                Err(MetaError::BlobBeingCollected(_))
+            ),
+            "{n}"
+        );
+        assert_eq!(m.gc_held(&want, "gc-1").await.unwrap().len(), 2, "{n}");
+        assert_eq!(m.gc_held(&want, "gc-2").await.unwrap(), vec![], "{n}");
+        m.gc_release(&digests_of(&claimed), "gc-1").await.unwrap();
+        let repin = m.pin_blob(&a.config, now_secs()).await.unwrap();
+        m.link_blob(&r1, repin, a.config_size as u64, true)
+            .await
+            .unwrap();
+        assert!(
+            m.linked_blob(&r1, &a.config).await.unwrap().is_some(),
+            "{n}"
+        );
+        m.link_blob(&r2, pin, 1, true).await.unwrap();
+        // Released pins leave no guard behind: the layer is claimable again.
+        assert_eq!(
+            m.gc_unknown_blobs(std::slice::from_ref(&a.layer))
+                .await
+                .unwrap(),
+            vec![],
+            "{n}"
+        );
+
+        // Strays: bytes no row names. Known blobs and guarded digests are not strays.
+        let stray = digest(&sha256(format!("{n} stray").as_bytes()));
+        let pinned_stray = digest(&sha256(format!("{n} pinned stray").as_bytes()));
+        let p2 = m.pin_blob(&pinned_stray, now_secs()).await.unwrap();
+        let listed = vec![a.layer.clone(), stray.clone(), pinned_stray.clone()];
+        assert_eq!(
+            m.gc_unknown_blobs(&listed).await.unwrap(),
+            vec![stray.clone()],
+            "{n}"
+        );
+        assert_eq!(
+            m.gc_claim_strays(&listed, "gc-3", now_secs())
+                .await
+                .unwrap(),
+            vec![stray.clone()],
+            "{n}"
+        );
+        m.unpin_blob(p2).await.unwrap();
+        // A crashed GC's claim is taken over once stale, never before.
+        assert_eq!(
+            m.gc_take_over_stale(now_secs() - 900, "gc-4", now_secs())
+                .await
+                .unwrap(),
+            vec![],
+            "{n}"
+        );
+        assert_eq!(
+            m.gc_take_over_stale(now_secs() + 1, "gc-4", now_secs())
+                .await
+                .unwrap(),
+            vec![stray.clone()],
+            "{n}"
+        );
+        assert_eq!(
+            m.gc_held(std::slice::from_ref(&stray), "gc-3")
+                .await
+                .unwrap(),
+            vec![],
+            "{n}"
+        );
+        m.gc_release(std::slice::from_ref(&stray), "gc-4")
+            .await
+            .unwrap();
+        // A crashed push's pin expires.
+        let _lost = m.pin_blob(&stray, now_secs() - 7200).await.unwrap();
+        assert_eq!(m.gc_expire_pins(now_secs() - 3600).await.unwrap(), 1, "{n}");
+        assert_eq!(
+            m.gc_unknown_blobs(std::slice::from_ref(&stray))
+                .await
+                .unwrap(),
+            vec![stray],
+            "{n}"
+        );
+    })
+    .await;
+}
+
+// DESIGN.md invariant 5 across nodes: a GC claim racing a manifest push that references
+// the blob never lets both win — either the push committed first and the blob is not
+// claimed, or the claim did and the push fails with MissingBlobs. Never a stored
+// manifest whose blob row is gone.
+#[tokio::test]
+async fn pg_race_gc_claim_against_manifest_push() {
+    let Some((a, b)) = two_nodes("pg_race_gc_claim_against_manifest_push").await else {
+        return;
+    };
+    let r = repo("race/gc");
+    let (mut pushed, mut claimed) = (0, 0);
+    for round in 0..ROUNDS * 2 {
+        let i = image(a.as_ref(), &r, &format!("gc-{round}"), true).await;
+        let later = now_secs() + 10;
+        let blobs = vec![i.config.clone(), i.layer.clone()];
+        let (a2, r2) = (a.clone(), r.clone());
+        let push = tokio::spawn(async move { put(a2.as_ref(), &r2, &i, None).await.map(|_| i) });
+        let b2 = b.clone();
+        let gc =
+            tokio::spawn(async move { b2.gc_claim_blobs(&blobs, later, "gc", now_secs()).await });
+        let (push, gc) = (push.await.unwrap(), gc.await.unwrap().unwrap());
+        match push {
+            Ok(i) => {
+                pushed += 1;
+                assert!(
+                    gc.is_empty(),
+                    "round {round}: a referenced blob was claimed"
+                );
+                assert!(a.linked_blob(&r, &i.layer).await.unwrap().is_some());
+                assert!(a.linked_blob(&r, &i.config).await.unwrap().is_some());
+            }
+            Err(MetaError::MissingBlobs(_)) => {
+                claimed += 1;
+                assert!(
+                    !gc.is_empty(),
+                    "round {round}: push failed but nothing was claimed"
+                );
+                b.gc_release(&digests_of(&gc), "gc").await.unwrap();
+            }
+            Err(e) => panic!("round {round}: {e}"),
+        }
+    }
+    eprintln!("pg_race_gc_claim_against_manifest_push: {pushed} pushes won, {claimed} claims won");
+}
+
+// The pin/claim arbitration across nodes: of a push pinning a digest and a GC claiming
+// it as stray at the same moment, exactly one succeeds.
+#[tokio::test]
+async fn pg_race_pin_against_stray_claim() {
+    let Some((a, b)) = two_nodes("pg_race_pin_against_stray_claim").await else {
+        return;
+    };
+    for round in 0..ROUNDS * 2 {
+        let d = digest(&sha256(format!("pin race {round}").as_bytes()));
+        let (a2, d2) = (a.clone(), d.clone());
+        let pin = tokio::spawn(async move { a2.pin_blob(&d2, now_secs()).await });
+        let (b2, d3) = (b.clone(), d.clone());
+        let claim = tokio::spawn(async move { b2.gc_claim_strays(&[d3], "gc", now_secs()).await });
+        let (pin, claim) = (pin.await.unwrap(), claim.await.unwrap().unwrap());
+        match pin {
+            Ok(p) => {
+                assert!(claim.is_empty(), "round {round}: pinned and claimed");
+                a.unpin_blob(p).await.unwrap();
+            }
+            Err(MetaError::BlobBeingCollected(_)) => {
+                assert_eq!(claim, vec![d.clone()], "round {round}");
+                b.gc_release(&claim, "gc").await.unwrap();
+            }
+            Err(e) => panic!("round {round}: {e}"),
+        }
     }
 }

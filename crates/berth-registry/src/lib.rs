@@ -19,6 +19,7 @@
 
 pub mod cache;
 pub mod event_config;
+pub mod gc;
 pub mod pulls;
 mod repositories;
 pub mod sealed;
@@ -193,6 +194,11 @@ fn immutability_reason(mode: TagMutability) -> &'static str {
         TagMutability::Immutable | TagMutability::Mutable => "the repository is immutable.",
     }
 }
+
+/// How long a push waits for a garbage collection deleting the bytes of the blob it
+/// is committing before it gives up (the collection's claim takes milliseconds; only a
+/// crashed collector's claim lasts longer, until the next run finishes it).
+pub const PIN_WAIT: Duration = Duration::from_secs(30);
 
 /// A result of a service operation.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
@@ -483,18 +489,23 @@ impl Registry {
         if let Some(body) = body {
             self.store.append(id, None, body).await?;
         }
+        // Pinned from before the bytes are committed until they are linked, so garbage
+        // collection cannot delete them in between (berth_meta::gc).
+        let pin = self.pin_blob(digest).await?;
         let size = match self.store.commit(id, digest).await {
             Ok(size) => size,
-            Err(e @ StoreError::DigestMismatch { .. }) => {
-                // As distribution does: a failed completion ends the session, so a retry
-                // of the same PUT cannot append the body a second time.
-                let _ = self.store.cancel(id).await;
+            Err(e) => {
+                let _ = self.meta.unpin_blob(pin).await;
+                if let StoreError::DigestMismatch { .. } = e {
+                    // As distribution does: a failed completion ends the session, so a
+                    // retry of the same PUT cannot append the body a second time.
+                    let _ = self.store.cancel(id).await;
+                }
                 return Err(e.into());
             }
-            Err(e) => return Err(e.into()),
         };
         self.meta
-            .link_blob(repo, digest, size, self.cfg.create_on_push)
+            .link_blob(repo, pin, size, self.cfg.create_on_push)
             .await
             .map_err(Self::push_error)?;
         Ok(size)
@@ -534,14 +545,48 @@ impl Registry {
         let Some(size) = self.meta.linked_blob(from, digest).await? else {
             return Ok(None);
         };
+        // Pinned before checking the bytes, so a garbage collection cannot delete them
+        // between the check and the link; one sweeping them now makes this a normal
+        // upload instead.
+        let pin = match self.pin_blob(digest).await {
+            Ok(pin) => pin,
+            Err(RegistryError::BlobUploadInvalid(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         if self.store.stat(digest).await?.is_none() {
+            let _ = self.meta.unpin_blob(pin).await;
             return Ok(None);
         }
         self.meta
-            .link_blob(repo, digest, size, self.cfg.create_on_push)
+            .link_blob(repo, pin, size, self.cfg.create_on_push)
             .await
             .map_err(Self::push_error)?;
         Ok(Some(size))
+    }
+
+    /// Pins `digest` against garbage collection (berth_meta::gc). While a collection is
+    /// deleting its bytes the pin is refused; that takes milliseconds, so this waits
+    /// (up to [`PIN_WAIT`]) and tries again.
+    /// Errors: [`RegistryError::BlobUploadInvalid`] if the collection did not finish in
+    /// time (the client may retry the request).
+    async fn pin_blob(&self, digest: &Digest) -> Result<berth_meta::BlobPin> {
+        let deadline = std::time::Instant::now() + PIN_WAIT;
+        loop {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            match self.meta.pin_blob(digest, now).await {
+                Ok(pin) => return Ok(pin),
+                Err(e @ MetaError::BlobBeingCollected(_)) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(RegistryError::BlobUploadInvalid(e.to_string()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Removes upload sessions idle longer than the configured expiry; returns how many.

@@ -26,7 +26,7 @@
 use crate::{BlobContent, BlobStore, ByteStream, Result, StoreError, UploadStatus};
 use berth_core::{Algorithm, Digest, Hasher};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -78,6 +78,57 @@ pub struct FsStore {
     root: PathBuf,
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
     stored: Arc<AtomicU64>,
+}
+
+/// Reads one directory of the blob tree: at depth 0 (`blobs/`) the algorithm
+/// directories, at depth 1 (`blobs/<alg>`) the `<hh>` directories, at depth 2 the blobs
+/// (files named by their hex digest). Returns (directories to read next, blobs found).
+/// A directory that vanished reads as empty.
+#[allow(clippy::type_complexity)]
+fn list_blob_dir(
+    dir: &Path,
+    depth: u8,
+) -> std::io::Result<(Vec<(PathBuf, u8)>, Vec<crate::StoredBlob>)> {
+    let (mut dirs, mut blobs) = (Vec::new(), Vec::new());
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((dirs, blobs)),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if depth < 2 {
+            if entry.file_type()?.is_dir() {
+                dirs.push((path, depth + 1));
+            }
+            continue;
+        }
+        // blobs/<alg>/<hh>/<hex>: the digest is "<alg>:<hex>".
+        let (Some(alg), Some(hex)) = (
+            dir.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str()),
+            entry.file_name().to_str().map(str::to_string),
+        ) else {
+            continue;
+        };
+        let Ok(digest) = format!("{alg}:{hex}").parse::<Digest>() else {
+            continue;
+        };
+        let m = match entry.metadata() {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        blobs.push(crate::StoredBlob {
+            digest,
+            size: m.len(),
+            modified: m.modified()?,
+        });
+    }
+    Ok((dirs, blobs))
 }
 
 impl FsStore {
@@ -275,6 +326,31 @@ impl BlobStore for FsStore {
         })
         .await
         .map_err(join_err)?
+    }
+
+    fn list_blobs(&self) -> crate::BlobListing {
+        // Directories still to read: `blobs/<alg>` first, then each `blobs/<alg>/<hh>`,
+        // one directory per trip to the blocking pool.
+        let start = vec![(self.root.join("blobs"), 0u8)];
+        futures::stream::try_unfold(start, |mut pending| async move {
+            loop {
+                let Some((dir, depth)) = pending.pop() else {
+                    return Ok::<_, StoreError>(None);
+                };
+                let (dirs, blobs) = tokio::task::spawn_blocking(move || list_blob_dir(&dir, depth))
+                    .await
+                    .map_err(std::io::Error::other)??;
+                pending.extend(dirs);
+                if !blobs.is_empty() {
+                    return Ok(Some((
+                        futures::stream::iter(blobs.into_iter().map(Ok)),
+                        pending,
+                    )));
+                }
+            }
+        })
+        .try_flatten()
+        .boxed()
     }
 
     async fn delete(&self, digest: &Digest) -> Result<()> {

@@ -138,6 +138,21 @@ fn file_range(file: std::fs::File, range: std::ops::Range<u64>) -> BlobStream {
     .boxed()
 }
 
+/// One committed blob as a listing ([`BlobStore::list_blobs`]) sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// The digest the blob is stored under.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When its bytes were last written (file mtime, object `Last-Modified`).
+    pub modified: SystemTime,
+}
+
+/// A listing of committed blobs, in no particular order; errors are the backend's I/O
+/// errors (also inside the stream).
+pub type BlobListing = BoxStream<'static, Result<StoredBlob>>;
+
 /// The state of an upload session (distribution-spec § Pushing blobs in chunks).
 #[derive(Debug, Clone)]
 pub struct UploadStatus {
@@ -169,6 +184,11 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn open(&self, digest: &Digest) -> Result<BlobContent>;
     /// Removes a stored blob (idempotent). Callers must first make sure nothing references it.
     async fn delete(&self, digest: &Digest) -> Result<()>;
+    /// Every committed blob, for garbage collection to compare with the metadata store
+    /// (bytes no metadata row names are swept). Upload sessions are not listed; entries
+    /// whose name is not a digest are skipped. Memory stays bounded by one directory (or
+    /// one listing page) at a time.
+    fn list_blobs(&self) -> BlobListing;
 
     /// Starts an upload session owned by `owner`; returns its ID.
     async fn create_upload(&self, owner: &str) -> Result<String>;

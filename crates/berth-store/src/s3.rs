@@ -495,6 +495,31 @@ impl ObjectBlob {
 
 #[async_trait::async_trait]
 impl BlobStore for S3Store {
+    fn list_blobs(&self) -> crate::BlobListing {
+        // `<p>/blobs/<alg>/<hex>`, one LIST page at a time (object_store pages lazily).
+        let prefix = self.key("blobs");
+        self.s3
+            .list(Some(&prefix))
+            .map_err(io)
+            .try_filter_map(|meta| async move {
+                let parts: Vec<_> = meta.location.parts().collect();
+                let n = parts.len();
+                if n < 2 {
+                    return Ok(None);
+                }
+                let digest = format!("{}:{}", parts[n - 2].as_ref(), parts[n - 1].as_ref());
+                Ok(digest
+                    .parse::<Digest>()
+                    .ok()
+                    .map(|digest| crate::StoredBlob {
+                        digest,
+                        size: meta.size,
+                        modified: meta.last_modified.into(),
+                    }))
+            })
+            .boxed()
+    }
+
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
         match self.s3.head(&self.blob_key(digest)).await {
             Ok(m) => Ok(Some(m.size)),

@@ -85,6 +85,7 @@ backends!(
     body_error_keeps_acknowledged_bytes,
     empty_blob,
     large_multipart_upload,
+    listing_shows_committed_blobs_only,
 );
 
 fn body(parts: &[&[u8]]) -> ByteStream {
@@ -145,6 +146,52 @@ async fn put_stat_open_ranges_delete(b: Backend) {
     s.delete(&d).await.unwrap();
     s.delete(&d).await.unwrap();
     assert_eq!(s.stat(&d).await.unwrap(), None);
+}
+
+// Garbage collection (issue 12, ARCHITECTURE.md § Garbage collection) finds bytes that
+// no metadata row names by listing the store: every committed blob is listed with its
+// size and a modification time, sessions in progress are not, a deleted blob is gone
+// from the listing, and a second node lists what the first committed.
+async fn listing_shows_committed_blobs_only(b: Backend) {
+    let s = &b.store;
+    let before = std::time::SystemTime::now() - Duration::from_secs(300);
+    let list = |s: Arc<dyn BlobStore>| async move {
+        let mut v: Vec<_> = s.list_blobs().try_collect::<Vec<_>>().await.unwrap();
+        v.sort_by_key(|a| a.digest.to_string());
+        v
+    };
+    assert!(
+        list(s.clone()).await.is_empty(),
+        "a new store lists nothing"
+    );
+    let blobs: Vec<Vec<u8>> = (0..5)
+        .map(|i| format!("listed blob {i}").repeat(i + 1).into_bytes())
+        .collect();
+    for data in &blobs {
+        s.put(&digest(data), Bytes::from(data.clone()))
+            .await
+            .unwrap();
+    }
+    // An upload in progress holds bytes but is not a blob.
+    let id = s.create_upload("repo").await.unwrap();
+    s.append(&id, Some(0), body(&[b"half an upload"]))
+        .await
+        .unwrap();
+    let mut want: Vec<(Digest, u64)> = blobs.iter().map(|d| (digest(d), d.len() as u64)).collect();
+    want.sort_by_key(|a| a.0.to_string());
+    let got = list((b.node)()).await;
+    assert_eq!(
+        got.iter()
+            .map(|e| (e.digest.clone(), e.size))
+            .collect::<Vec<_>>(),
+        want
+    );
+    assert!(got.iter().all(|e| e.modified > before), "{got:?}");
+    s.delete(&want[0].0).await.unwrap();
+    let got = list(s.clone()).await;
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|e| e.digest != want[0].0));
+    s.cancel(&id).await.unwrap();
 }
 
 // distribution-spec § Pushing a blob in chunks: chunks must arrive in order (416 for an

@@ -84,6 +84,9 @@ pub enum AdminCommand {
     /// Copy this embedded-default registry (SQLite + local blobs) to PostgreSQL and
     /// S3-compatible storage, verified and resumable; the server must be stopped.
     Migrate(crate::admin_migrate::MigrateArgs),
+    /// Online garbage collection: sweep blobs no manifest references (and stray bytes)
+    /// that stayed so for the grace window; `--dry-run` prints what would go.
+    Gc(crate::admin_gc::GcArgs),
 }
 
 /// Account commands.
@@ -451,6 +454,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let settings = Settings::from_matches(&Settings::command().try_get_matches_from(argv)?)?;
     let cmd = match args.command {
         AdminCommand::Migrate(m) => return crate::admin_migrate::run(&settings, m).await,
+        AdminCommand::Gc(g) => return crate::admin_gc::run(&settings, g).await,
         other => other,
     };
     if let crate::config::MetadataUrl::Sqlite(db) = settings.metadata_url()? {
@@ -499,7 +503,9 @@ async fn command(
     cmd: AdminCommand,
 ) -> anyhow::Result<()> {
     match cmd {
-        AdminCommand::Migrate(_) => unreachable!("run() handles migrate before opening metadata"),
+        AdminCommand::Migrate(_) | AdminCommand::Gc(_) => {
+            unreachable!("run() handles migrate and gc before opening metadata")
+        }
         AdminCommand::Jobs(c) => crate::admin_jobs::jobs(meta, c).await?,
         AdminCommand::Events(c) => crate::admin_jobs::events(meta, events, c).await?,
         AdminCommand::Account(c) => match c {

@@ -412,6 +412,32 @@ pub struct Settings {
     )]
     pub job_retention_days: u64,
 
+    /// Run online garbage collection (`housekeeping.gc`) every `gc_period_secs`
+    /// (`false`: only `berth admin gc` collects).
+    #[arg(long, env = "BERTH_GC_ENABLED", value_name = "BOOL", default_value = "true",
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub gc_enabled: bool,
+
+    /// Seconds between two scheduled garbage collections (cluster-wide; at least 1).
+    #[arg(
+        long,
+        env = "BERTH_GC_PERIOD_SECS",
+        value_name = "SECS",
+        default_value = "86400"
+    )]
+    pub gc_period_secs: u64,
+
+    /// Seconds content must stay unreferenced before garbage collection sweeps it: a
+    /// blob uploaded (or a manifest referencing it deleted) more recently stays. Keep
+    /// it longer than any push takes from its first layer upload to its manifest.
+    #[arg(
+        long,
+        env = "BERTH_GC_GRACE_SECS",
+        value_name = "SECS",
+        default_value = "3600"
+    )]
+    pub gc_grace_secs: u64,
+
     /// Event rules and their webhook targets declared in the config file (`[[events.rules]]`;
     /// no flag).
     #[arg(skip)]
@@ -565,6 +591,7 @@ impl Settings {
             "event_delivery_concurrency must be at least 1"
         );
         anyhow::ensure!(self.job_lease_secs > 0, "job_lease_secs must be at least 1");
+        anyhow::ensure!(self.gc_period_secs > 0, "gc_period_secs must be at least 1");
         if let Some(a) = &self.account_id {
             berth_iam::AccountId::parse(a).map_err(anyhow::Error::msg)?;
         }
@@ -595,6 +622,16 @@ impl Settings {
     /// How long audit records are kept.
     pub fn audit_retention(&self) -> Duration {
         Duration::from_secs(86_400 * self.audit_retention_days)
+    }
+
+    /// How long content must stay unreferenced before garbage collection sweeps it.
+    pub fn gc_grace(&self) -> Duration {
+        Duration::from_secs(self.gc_grace_secs)
+    }
+
+    /// Time between scheduled garbage collections.
+    pub fn gc_period(&self) -> Duration {
+        Duration::from_secs(self.gc_period_secs)
     }
 
     /// How long finished jobs are kept.

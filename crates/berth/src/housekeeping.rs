@@ -1,7 +1,9 @@
 //! Periodic housekeeping as durable jobs (issue 8: one way background work happens):
 //! `housekeeping.expire_uploads` cancels idle upload sessions and removes their data,
 //! `housekeeping.prune_audit` deletes audit records past their retention,
-//! `housekeeping.prune_jobs` deletes finished jobs past theirs. The janitor's
+//! `housekeeping.prune_jobs` deletes finished jobs past theirs, `housekeeping.gc` runs
+//! online garbage collection (`berth_registry::gc`; every `gc_period_secs`, unless
+//! `gc_enabled` is false). The janitor's
 //! tick only enqueues them ([`periodic`]), with the idempotency key `periodic` (a no-op
 //! while one is queued, retrying or running), so they are retried on failure, visible in
 //! `berth admin jobs`, and counted on `/metrics` like every other job.
@@ -31,6 +33,9 @@ pub const EXPIRE_UPLOADS: &str = "housekeeping.expire_uploads";
 pub const PRUNE_AUDIT: &str = "housekeeping.prune_audit";
 /// Job kind: delete finished jobs past their retention.
 pub const PRUNE_JOBS: &str = "housekeeping.prune_jobs";
+
+/// Job kind: online garbage collection of unreferenced blobs.
+pub const GC: &str = "housekeeping.gc";
 
 /// The periodic job of `kind` (idempotency key `periodic`, 3 attempts), due at the next
 /// multiple of `period` after `now` (epoch ms), or now when `immediately`.
@@ -108,6 +113,41 @@ impl JobHandler for PruneJobs {
             tracing::info!(pruned = n, "pruned finished jobs");
         }
         Ok(json!({ "pruned": n }))
+    }
+}
+
+/// Handler of [`GC`]: one collection with the configured grace window; its result is
+/// the report (counts, bytes, seconds) without the item list.
+pub struct GarbageCollect {
+    /// The service whose stores are collected.
+    pub registry: Registry,
+    /// [`berth_registry::gc::GcOptions::grace`].
+    pub grace: Duration,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for GarbageCollect {
+    async fn run(&self, _job: JobInput) -> Result<Value, JobError> {
+        let opts = berth_registry::gc::GcOptions {
+            grace: self.grace,
+            dry_run: false,
+            list: false,
+        };
+        let report = self
+            .registry
+            .collect_garbage(&opts)
+            .await
+            .map_err(|e| JobError::Retryable(format!("garbage collection: {e}")))?;
+        tracing::info!(
+            blobs = report.blobs,
+            strays = report.strays,
+            resumed = report.resumed,
+            bytes = report.bytes,
+            failed = report.failed,
+            seconds = report.duration_secs,
+            "garbage collection finished"
+        );
+        serde_json::to_value(&report).map_err(|e| JobError::Permanent(e.to_string()))
     }
 }
 

@@ -4,6 +4,7 @@
 //! `tower::ServiceExt::oneshot` (no socket). `src/main.rs` is only the command line.
 
 pub mod admin;
+mod admin_gc;
 mod admin_jobs;
 mod admin_migrate;
 pub mod backends;

@@ -264,6 +264,14 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         }),
         housekeeping,
     );
+    runner.register(
+        housekeeping::GC,
+        Arc::new(housekeeping::GarbageCollect {
+            registry: registry.clone(),
+            grace: s.gc_grace(),
+        }),
+        housekeeping,
+    );
     let waker = runner.waker();
     let jobs = if s.run_jobs {
         Some(runner.start())
@@ -287,6 +295,7 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         let meta = meta.clone();
         let mut first = true;
         let every = (s.upload_expiry() / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let gc_period = s.gc_enabled.then(|| s.gc_period());
         let mut stop = Box::pin(stopped(stop_rx.clone()));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -296,11 +305,16 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
                     _ = &mut stop => break,
                 }
                 let now = berth_jobs::Clock::now_ms(&berth_jobs::SystemClock);
-                let due = [
+                let mut due = vec![
                     housekeeping::periodic(housekeeping::EXPIRE_UPLOADS, every, now, first),
                     housekeeping::periodic(housekeeping::PRUNE_AUDIT, every * 60, now, first),
                     housekeeping::periodic(housekeeping::PRUNE_JOBS, every * 60, now, first),
                 ];
+                // Garbage collection at the period's wall-clock boundaries only (never
+                // "now" at start: a fleet restarting should not all collect at once).
+                if let Some(period) = gc_period {
+                    due.push(housekeeping::periodic(housekeeping::GC, period, now, false));
+                }
                 first = false;
                 if let Err(e) = meta.enqueue_batch(&due, now).await {
                     tracing::warn!(error = %e, "enqueueing housekeeping failed");
