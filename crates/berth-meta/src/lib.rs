@@ -18,18 +18,21 @@ pub mod changes;
 pub mod events;
 pub mod iam;
 pub mod jobs;
+pub mod lifecycle;
 pub mod migrate;
 pub mod postgres;
 mod postgres_content;
 mod postgres_events;
 mod postgres_iam;
 pub mod postgres_jobs;
+mod postgres_lifecycle;
 mod postgres_repository;
 pub mod repository;
 pub mod sqlite;
 mod sqlite_events;
 mod sqlite_iam;
 pub mod sqlite_jobs;
+mod sqlite_lifecycle;
 mod sqlite_repository;
 
 use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
@@ -39,6 +42,7 @@ pub use changes::{Change, ChangeHook, Hooks, NoJobs};
 pub use events::EventConfigStore;
 pub use iam::IamStore;
 pub use jobs::JobStore;
+pub use lifecycle::LifecycleStore;
 pub use postgres::PgMeta;
 pub use repository::{
     ImageRecord, RepositoryRecord, RepositorySettings, RepositoryStore, TagStatus,
@@ -207,9 +211,11 @@ pub struct PutOutcome {
 /// missing and `create` is true, and fail with [`MetaError::RepositoryNotFound`] otherwise.
 /// Repository settings and image listings are the [`RepositoryStore`] half; the event
 /// configuration (EventBridge rules, targets, connections, API destinations) is the
-/// [`EventConfigStore`] part.
+/// [`EventConfigStore`] part; lifecycle policies and previews the [`LifecycleStore`] part.
 #[async_trait::async_trait]
-pub trait MetaStore: RepositoryStore + EventConfigStore + Send + Sync + 'static {
+pub trait MetaStore:
+    RepositoryStore + EventConfigStore + LifecycleStore + Send + Sync + 'static
+{
     /// Whether the repository exists.
     async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool>;
     /// Creates a repository; returns false if it already existed.
