@@ -310,7 +310,10 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         let lifecycle_every = s.lifecycle_interval();
         let mut stop = Box::pin(stopped(stop_rx.clone()));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // Ticks often enough for the shortest period (a lifecycle interval under the
+            // housekeeping tick is not rounded up to it).
+            let mut tick =
+                tokio::time::interval(every.min(lifecycle_every).max(Duration::from_secs(1)));
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}

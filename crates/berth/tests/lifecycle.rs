@@ -19,7 +19,12 @@
 //!   Action` DELETE event queued for delivery (§3), and the excluded repository keeps
 //!   every image.
 //!
-//! One server for the whole file; one scenario (it is the heavy one).
+//! A second, small server runs with `--lifecycle-interval-secs 1` and no admin command:
+//! its janitor's `lifecycle.schedule` job applies a policy by itself, and
+//! `lastEvaluatedAt` is set (ECR: policies apply "within 24 hours" with no call).
+//!
+//! The heavy scenario runs once, on one server; the schedule needs a server configured
+//! for it.
 //!
 //! Run: `cargo test -p berth --test lifecycle`. boto3 and the AWS CLI come from
 //! `.ci/install-clients`; outside CI a missing client makes the test print `SKIPPED`.
@@ -270,4 +275,50 @@ fn lifecycle_preview_equals_the_run_and_excluded_prefixes_survive() {
         })
         .collect();
     assert_eq!(deleted, expired, "a DELETE event per expired image");
+}
+
+/// ECR applies lifecycle policies by itself, with no call (§2.9, "within 24 hours"):
+/// with `--lifecycle-interval-secs 1`, the janitor's `lifecycle.schedule` job enqueues
+/// the repository's `lifecycle.evaluate` job, which expires two of three untagged images
+/// and sets `lastEvaluatedAt`.
+#[test]
+fn scheduled_lifecycle_runs_apply_policies_without_a_call() {
+    const T: &str = "scheduled_lifecycle_runs_apply_policies_without_a_call";
+    if !require(T, &["boto3"]) {
+        return;
+    }
+    let reg = Registry::start_secured(&["--lifecycle-interval-secs", "1"]);
+    let pushed = boto3(&reg, &["scheduled", "sched/app"]);
+    assert_eq!(pushed.as_array().unwrap().len(), 3);
+    let deadline = Instant::now() + LONG;
+    let after = loop {
+        let after = boto3(&reg, &["images", "sched/app"]);
+        if after["lastEvaluatedAt"].is_number() {
+            break after;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled evaluation: {after}\n{}",
+            reg.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        after["images"].as_array().unwrap().len(),
+        1,
+        "one untagged image kept: {after}"
+    );
+    let runs: Value = serde_json::from_str(&admin(
+        &reg,
+        &[
+            "jobs",
+            "list",
+            "--kind",
+            "lifecycle.schedule",
+            "--state",
+            "succeeded",
+        ],
+    ))
+    .unwrap();
+    assert!(!runs.as_array().unwrap().is_empty(), "{runs}");
 }
