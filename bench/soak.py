@@ -948,9 +948,11 @@ class Soak:
                        for state, n in by_state.items()
                        if state in ("queued", "retrying", "running") and n}
             due = stats.get("oldest_due_age_ms")
-            # The janitor enqueues housekeeping.expire_uploads every tick: one queued or
-            # running housekeeping job is the steady state, not a backlog.
-            busy = {k: v for k, v in pending.items() if not k.startswith("housekeeping.")}
+            # The janitor enqueues housekeeping.expire_uploads every tick, and the periodic
+            # housekeeping and lifecycle.schedule jobs wait queued for their next period:
+            # one queued or running periodic job is the steady state, not a backlog.
+            busy = {k: v for k, v in pending.items()
+                    if not k.startswith(("housekeeping.", "lifecycle.schedule/"))}
             if not busy and (due is None or due < 5000):
                 break
             if time.time() - t0 > self.args.settle:

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod digest;
+pub mod lifecycle;
 pub mod manifest;
 pub mod media_type;
 pub mod name;

@@ -42,6 +42,9 @@
 //! | `RegistryPolicyNotFoundException` | 400 | model | a registry without a policy |
 //! | `InvalidTagParameterException` | 400 | model | a resource tag key or value out of bounds |
 //! | `TooManyTagsException` | 400 | model | more than 50 resource tags |
+//! | `LifecyclePolicyNotFoundException` | 400 | model | a repository without a lifecycle policy |
+//! | `LifecyclePolicyPreviewInProgressException` | 400 | model | starting a preview while one is in progress |
+//! | `LifecyclePolicyPreviewNotFoundException` | 400 | model | a repository without a lifecycle policy preview |
 //! | `ServerException` | 500 | model | storage or database faults (details only in the log) |
 
 use axum::http::{HeaderValue, StatusCode};
@@ -137,6 +140,9 @@ error_types! {
     RegistryPolicyNotFoundException, 400, true, "The registry has no registry policy.";
     InvalidTagParameterException, 400, true, "A resource tag key or value is invalid.";
     TooManyTagsException, 400, true, "The repository would have more than 50 resource tags.";
+    LifecyclePolicyNotFoundException, 400, true, "The lifecycle policy could not be found, and no policy is set to the repository.";
+    LifecyclePolicyPreviewInProgressException, 400, true, "The previous lifecycle policy preview request has not completed.";
+    LifecyclePolicyPreviewNotFoundException, 400, true, "There is no dry run for this repository.";
     ServerException, 500, true, "A server-side fault.";
 }
 

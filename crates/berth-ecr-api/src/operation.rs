@@ -24,7 +24,6 @@ use Support::{NotYet, Supported};
 const REPLICATION: Support = NotYet("replication");
 const CACHE: Support = NotYet("pull-through cache");
 const SCANNING: Support = NotYet("image scanning");
-const LIFECYCLE: Support = NotYet("lifecycle policies");
 const TEMPLATES: Support = NotYet("repository creation templates");
 const SIGNING: Support = NotYet("image signing");
 const SETTINGS: Support = NotYet("account settings");
@@ -44,7 +43,7 @@ pub fn support(op: Operation) -> Support {
         Operation::CreatePullThroughCacheRule => CACHE,
         Operation::CreateRepository => Supported,
         Operation::CreateRepositoryCreationTemplate => TEMPLATES,
-        Operation::DeleteLifecyclePolicy => LIFECYCLE,
+        Operation::DeleteLifecyclePolicy => Supported,
         Operation::DeletePullThroughCacheRule => CACHE,
         Operation::DeleteRegistryPolicy => Supported,
         Operation::DeleteRepository => Supported,
@@ -64,8 +63,8 @@ pub fn support(op: Operation) -> Support {
         Operation::GetAccountSetting => SETTINGS,
         Operation::GetAuthorizationToken => Supported,
         Operation::GetDownloadUrlForLayer => Supported,
-        Operation::GetLifecyclePolicy => LIFECYCLE,
-        Operation::GetLifecyclePolicyPreview => LIFECYCLE,
+        Operation::GetLifecyclePolicy => Supported,
+        Operation::GetLifecyclePolicyPreview => Supported,
         Operation::GetRegistryPolicy => Supported,
         Operation::GetRegistryScanningConfiguration => SCANNING,
         Operation::GetRepositoryPolicy => Supported,
@@ -80,7 +79,7 @@ pub fn support(op: Operation) -> Support {
         Operation::PutImage => Supported,
         Operation::PutImageScanningConfiguration => SCANNING,
         Operation::PutImageTagMutability => Supported,
-        Operation::PutLifecyclePolicy => LIFECYCLE,
+        Operation::PutLifecyclePolicy => Supported,
         Operation::PutRegistryPolicy => Supported,
         Operation::PutRegistryScanningConfiguration => SCANNING,
         Operation::PutReplicationConfiguration => REPLICATION,
@@ -88,7 +87,7 @@ pub fn support(op: Operation) -> Support {
         Operation::RegisterPullTimeUpdateExclusion => PULL_TIME,
         Operation::SetRepositoryPolicy => Supported,
         Operation::StartImageScan => SCANNING,
-        Operation::StartLifecyclePolicyPreview => LIFECYCLE,
+        Operation::StartLifecyclePolicyPreview => Supported,
         Operation::StartReplicationBackfill => REPLICATION,
         Operation::StopReplicationBackfill => REPLICATION,
         Operation::TagResource => Supported,

@@ -1125,6 +1125,131 @@ async fn reserved_tag_prefix_and_tokens_bound_to_their_repository() {
     }
 }
 
+// §2.9 and the model's lifecycle operations: Put/Get/DeleteLifecyclePolicy round trip
+// the text exactly; validation failures are InvalidParameterException with ECR's
+// "Lifecycle policy validation failure" wording; missing policies and previews have
+// their own exception types; a preview starts IN_PROGRESS (no job runner here, so it
+// stays there) and a second start is LifecyclePolicyPreviewInProgressException; each
+// operation is authorised as its own IAM action before the repository is looked up.
+#[tokio::test]
+async fn lifecycle_policy_operations() {
+    let env = Env::new().await;
+    let policy = r#"{"rules":[{"rulePriority":1,"description":"keep 5","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
+    let repo = json!({"repositoryName": "team/lc"});
+    env.call("GetLifecyclePolicy", repo.clone())
+        .await
+        .err("RepositoryNotFoundException");
+    env.create_repo("team/lc").await;
+    let m = env
+        .call("GetLifecyclePolicy", repo.clone())
+        .await
+        .err("LifecyclePolicyNotFoundException");
+    assert_eq!(m, format!("Lifecycle policy does not exist for the repository with name 'team/lc' in the registry with id '{ACCOUNT}'"));
+    let m = env
+        .call("GetLifecyclePolicyPreview", repo.clone())
+        .await
+        .err("LifecyclePolicyPreviewNotFoundException");
+    assert!(m.contains("There is no dry run for"), "{m}");
+    env.call("StartLifecyclePolicyPreview", repo.clone())
+        .await
+        .err("LifecyclePolicyNotFoundException");
+
+    let bad = policy.replace(r#""countNumber":5"#, r#""countNumber":0"#);
+    let m = env
+        .call(
+            "PutLifecyclePolicy",
+            json!({"repositoryName": "team/lc", "lifecyclePolicyText": bad}),
+        )
+        .await
+        .err("InvalidParameterException");
+    assert!(
+        m.starts_with("Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: ")
+            && m.contains("countNumber must be a positive integer"),
+        "{m}"
+    );
+    let m = env
+        .call(
+            "PutLifecyclePolicy",
+            json!({"repositoryName": "team/lc", "lifecyclePolicyText": "{}"}),
+        )
+        .await
+        .err("InvalidParameterException");
+    assert!(m.contains("lifecyclePolicyText"), "{m}");
+
+    let put = env
+        .call(
+            "PutLifecyclePolicy",
+            json!({"repositoryName": "team/lc", "lifecyclePolicyText": policy}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        put,
+        json!({"registryId": ACCOUNT, "repositoryName": "team/lc", "lifecyclePolicyText": policy})
+    );
+    let got = env.call("GetLifecyclePolicy", repo.clone()).await.ok();
+    assert_eq!(got["lifecyclePolicyText"], policy);
+    assert!(
+        got.get("lastEvaluatedAt").is_none(),
+        "never evaluated: {got}"
+    );
+
+    let started = env
+        .call("StartLifecyclePolicyPreview", repo.clone())
+        .await
+        .ok();
+    assert_eq!(started["status"], "IN_PROGRESS");
+    assert_eq!(started["lifecyclePolicyText"], policy);
+    env.call("StartLifecyclePolicyPreview", repo.clone())
+        .await
+        .err("LifecyclePolicyPreviewInProgressException");
+    let p = env
+        .call("GetLifecyclePolicyPreview", repo.clone())
+        .await
+        .ok();
+    assert_eq!(p["status"], "IN_PROGRESS");
+    assert_eq!(p["previewResults"], json!([]));
+    env.call(
+        "GetLifecyclePolicyPreview",
+        json!({"repositoryName": "team/lc", "maxResults": 101}),
+    )
+    .await
+    .err("InvalidParameterException");
+
+    // IAM: ecr:PutLifecyclePolicy is its own action.
+    let reader = user(&env.iam, "lc-reader", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:GetLifecyclePolicy","Resource":"*"}]}"#).await;
+    env.call_as(&reader, "GetLifecyclePolicy", repo.clone())
+        .await
+        .ok();
+    let m = env
+        .call_as(
+            &reader,
+            "PutLifecyclePolicy",
+            json!({"repositoryName": "team/lc", "lifecyclePolicyText": policy}),
+        )
+        .await
+        .err("AccessDeniedException");
+    assert!(m.contains("ecr:PutLifecyclePolicy"), "{m}");
+    let m = env
+        .call_as(
+            &reader,
+            "DeleteLifecyclePolicy",
+            json!({"repositoryName": "team/none"}),
+        )
+        .await
+        .err("AccessDeniedException");
+    assert!(
+        m.contains("ecr:DeleteLifecyclePolicy"),
+        "denied before lookup: {m}"
+    );
+
+    let deleted = env.call("DeleteLifecyclePolicy", repo.clone()).await.ok();
+    assert_eq!(deleted["lifecyclePolicyText"], policy);
+    env.call("DeleteLifecyclePolicy", repo.clone())
+        .await
+        .err("LifecyclePolicyNotFoundException");
+}
+
 /// Issue 14, "the SQLite/disk and PostgreSQL/S3 pairs run the same tests": every other
 /// test of this file again, in a child process on PostgreSQL metadata and S3 (SeaweedFS)
 /// blob storage (`berth_test_support::Backends::PostgresS3`).

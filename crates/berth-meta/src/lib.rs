@@ -19,6 +19,7 @@ pub mod events;
 pub mod gc;
 pub mod iam;
 pub mod jobs;
+pub mod lifecycle;
 pub mod migrate;
 pub mod postgres;
 mod postgres_content;
@@ -26,6 +27,7 @@ mod postgres_events;
 mod postgres_gc;
 mod postgres_iam;
 pub mod postgres_jobs;
+mod postgres_lifecycle;
 mod postgres_repository;
 pub mod repository;
 pub mod sqlite;
@@ -33,6 +35,7 @@ mod sqlite_events;
 mod sqlite_gc;
 mod sqlite_iam;
 pub mod sqlite_jobs;
+mod sqlite_lifecycle;
 mod sqlite_repository;
 
 use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
@@ -43,6 +46,7 @@ pub use events::EventConfigStore;
 pub use gc::{BlobPin, GcBlob, GcStore};
 pub use iam::IamStore;
 pub use jobs::JobStore;
+pub use lifecycle::LifecycleStore;
 pub use postgres::PgMeta;
 pub use repository::{
     ImageRecord, RepositoryRecord, RepositorySettings, RepositoryStore, TagStatus,
@@ -215,9 +219,12 @@ pub struct PutOutcome {
 /// missing and `create` is true, and fail with [`MetaError::RepositoryNotFound`] otherwise.
 /// Repository settings and image listings are the [`RepositoryStore`] half; the event
 /// configuration (EventBridge rules, targets, connections, API destinations) is the
-/// [`EventConfigStore`] part; what garbage collection needs is the [`GcStore`] part.
+/// [`EventConfigStore`] part; what garbage collection needs is the [`GcStore`] part;
+/// lifecycle policies and previews the [`LifecycleStore`] part.
 #[async_trait::async_trait]
-pub trait MetaStore: RepositoryStore + EventConfigStore + GcStore + Send + Sync + 'static {
+pub trait MetaStore:
+    RepositoryStore + EventConfigStore + GcStore + LifecycleStore + Send + Sync + 'static
+{
     /// Whether the repository exists.
     async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool>;
     /// Creates a repository; returns false if it already existed.

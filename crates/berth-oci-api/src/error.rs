@@ -176,7 +176,11 @@ impl From<RegistryError> for OciError {
             | E::ImageAlreadyExists { .. }
             | E::TooManyTags(_)
             | E::EmptyUpload(_)
-            | E::BlobExists(_) => (C::Unsupported, Some(StatusCode::CONFLICT)),
+            | E::BlobExists(_)
+            | E::LifecyclePolicyInvalid(_)
+            | E::LifecyclePolicyNotFound(_)
+            | E::LifecyclePreviewInProgress(_)
+            | E::LifecyclePreviewNotFound(_) => (C::Unsupported, Some(StatusCode::CONFLICT)),
             E::Internal(_) => (C::Unknown, None),
         };
         let mut err = OciError::new(code, msg);

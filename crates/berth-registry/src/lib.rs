@@ -20,6 +20,7 @@
 pub mod cache;
 pub mod event_config;
 pub mod gc;
+pub mod lifecycle;
 pub mod pulls;
 mod repositories;
 pub mod sealed;
@@ -176,6 +177,19 @@ pub enum RegistryError {
     /// The request body failed while streaming.
     #[error("request body failed: {0}")]
     Body(String),
+    /// A lifecycle policy text is not valid (the detail of ECR's `Lifecycle policy
+    /// validation failure`).
+    #[error("{0}")]
+    LifecyclePolicyInvalid(String),
+    /// The repository (named) has no lifecycle policy.
+    #[error("repository {0} has no lifecycle policy")]
+    LifecyclePolicyNotFound(String),
+    /// A lifecycle policy preview of the repository (named) is in progress.
+    #[error("a lifecycle policy preview of repository {0} is in progress")]
+    LifecyclePreviewInProgress(String),
+    /// The repository (named) has no lifecycle policy preview.
+    #[error("repository {0} has no lifecycle policy preview")]
+    LifecyclePreviewNotFound(String),
     /// An internal fault (storage or database); details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -342,6 +356,7 @@ pub struct Registry {
     pulls: Arc<pulls::PullRecorder>,
     hook: Arc<dyn ChangeHook>,
     sealer: Option<Arc<dyn sealed::SecretSealer>>,
+    lifecycle_exclude: Arc<Vec<String>>,
 }
 
 impl Registry {
@@ -362,6 +377,7 @@ impl Registry {
             pulls: Arc::default(),
             hook: Arc::new(NoJobs),
             sealer: None,
+            lifecycle_exclude: Arc::default(),
         }
     }
 

@@ -81,12 +81,30 @@ pub enum AdminCommand {
     /// Events: the webhook delivery log and API destinations' signing secrets.
     #[command(subcommand)]
     Events(crate::admin_jobs::EventsCmd),
+    /// Lifecycle policies: run them now.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCmd),
     /// Copy this embedded-default registry (SQLite + local blobs) to PostgreSQL and
     /// S3-compatible storage, verified and resumable; the server must be stopped.
     Migrate(crate::admin_migrate::MigrateArgs),
     /// Online garbage collection: sweep blobs no manifest references (and stray bytes)
     /// that stayed so for the grace window; `--dry-run` prints what would go.
     Gc(crate::admin_gc::GcArgs),
+}
+
+/// `berth admin lifecycle …`.
+#[derive(Debug, Subcommand)]
+pub enum LifecycleCmd {
+    /// Enqueue a `lifecycle.evaluate` job for every repository with a lifecycle policy
+    /// (or only `--repository`), skipping repositories under `lifecycle_exclude_prefixes`;
+    /// prints one JSON line per repository (the job's ID, or why it was skipped). The
+    /// server runs the jobs (within a second); `berth admin jobs show ID` shows what each
+    /// expired.
+    Run {
+        /// Only this repository.
+        #[arg(long)]
+        repository: Option<String>,
+    },
 }
 
 /// Account commands.
@@ -468,7 +486,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let meta = crate::backends::open_metadata(&settings).await?;
     let iam = crate::identity::open(&settings, meta.clone(), false).await?;
     let events = crate::identity::sealed_events(&settings, meta.clone())?;
-    let r = command(&iam, meta.as_ref(), &*events, cmd).await;
+    let r = command(
+        &iam,
+        meta.as_ref(),
+        &*events,
+        &settings.lifecycle_exclude_prefixes,
+        cmd,
+    )
+    .await;
     meta.close().await;
     r
 }
@@ -500,6 +525,7 @@ async fn command(
     iam: &Iam,
     meta: &dyn Metadata,
     events: &dyn berth_meta::EventConfigStore,
+    exclude: &[String],
     cmd: AdminCommand,
 ) -> anyhow::Result<()> {
     match cmd {
@@ -507,6 +533,20 @@ async fn command(
             unreachable!("run() handles migrate and gc before opening metadata")
         }
         AdminCommand::Jobs(c) => crate::admin_jobs::jobs(meta, c).await?,
+        AdminCommand::Lifecycle(LifecycleCmd::Run { repository }) => {
+            let only = repository
+                .as_deref()
+                .map(berth_core::RepositoryName::parse)
+                .transpose()?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let planned = crate::lifecycle::enqueue_runs(meta, exclude, only.as_ref(), now).await?;
+            for (repo, p) in planned {
+                println!("{}", p.to_json(&repo));
+            }
+        }
         AdminCommand::Events(c) => crate::admin_jobs::events(meta, events, c).await?,
         AdminCommand::Account(c) => match c {
             AccountCmd::Create { id, name } => {

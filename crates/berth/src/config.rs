@@ -437,6 +437,29 @@ pub struct Settings {
         default_value = "3600"
     )]
     pub gc_grace_secs: u64,
+    /// Seconds between two lifecycle policy evaluations of every repository that has a
+    /// policy (ECR acts "within 24 hours"): each period one `lifecycle.schedule` job
+    /// enqueues a `lifecycle.evaluate` job per repository, whichever node runs it.
+    #[arg(
+        long,
+        env = "BERTH_LIFECYCLE_INTERVAL_SECS",
+        value_name = "SECS",
+        default_value = "3600"
+    )]
+    pub lifecycle_interval_secs: u64,
+
+    /// Repository prefixes lifecycle policies never touch, comma-separated (e.g. the
+    /// pull-through cache prefixes `docker-hub,quay`): a prefix covers the repository of
+    /// that name and every repository under `prefix/`. Their policies are stored but not
+    /// applied, and their previews list no images. [default: none]
+    #[arg(
+        long,
+        env = "BERTH_LIFECYCLE_EXCLUDE_PREFIXES",
+        value_name = "PREFIXES",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub lifecycle_exclude_prefixes: Vec<String>,
 
     /// Event rules and their webhook targets declared in the config file (`[[events.rules]]`;
     /// no flag).
@@ -592,6 +615,16 @@ impl Settings {
         );
         anyhow::ensure!(self.job_lease_secs > 0, "job_lease_secs must be at least 1");
         anyhow::ensure!(self.gc_period_secs > 0, "gc_period_secs must be at least 1");
+        anyhow::ensure!(
+            self.lifecycle_interval_secs > 0,
+            "lifecycle_interval_secs must be at least 1"
+        );
+        for p in &self.lifecycle_exclude_prefixes {
+            let name = p.trim_end_matches('/');
+            berth_core::RepositoryName::parse(name).map_err(|e| {
+                anyhow::anyhow!("lifecycle_exclude_prefixes: {p:?} is not a repository prefix: {e}")
+            })?;
+        }
         if let Some(a) = &self.account_id {
             berth_iam::AccountId::parse(a).map_err(anyhow::Error::msg)?;
         }
@@ -637,6 +670,11 @@ impl Settings {
     /// How long finished jobs are kept.
     pub fn job_retention(&self) -> Duration {
         Duration::from_secs(86_400 * self.job_retention_days)
+    }
+
+    /// How often lifecycle policies are evaluated.
+    pub fn lifecycle_interval(&self) -> Duration {
+        Duration::from_secs(self.lifecycle_interval_secs)
     }
 
     /// Lifetime of authorization tokens.

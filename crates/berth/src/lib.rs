@@ -12,5 +12,6 @@ pub mod config;
 pub mod events;
 mod housekeeping;
 mod identity;
+pub mod lifecycle;
 pub mod login;
 pub mod serve;

@@ -238,7 +238,8 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         },
     )
     .with_job_hook(hook)
-    .with_secret_sealer(sealer);
+    .with_secret_sealer(sealer)
+    .with_lifecycle_exclusions(s.lifecycle_exclude_prefixes.clone());
     let housekeeping = berth_jobs::KindConfig {
         concurrency: 1,
         ..berth_jobs::KindConfig::default()
@@ -272,6 +273,24 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         }),
         housekeeping,
     );
+    runner.register(
+        crate::lifecycle::LIFECYCLE_SCHEDULE,
+        Arc::new(crate::lifecycle::Schedule {
+            meta: meta.clone(),
+            exclude: s.lifecycle_exclude_prefixes.clone(),
+        }),
+        housekeeping,
+    );
+    runner.register(
+        berth_registry::lifecycle::LIFECYCLE_EVALUATE,
+        Arc::new(crate::lifecycle::Evaluate(registry.clone())),
+        housekeeping,
+    );
+    runner.register(
+        crate::lifecycle::LIFECYCLE_PREVIEW,
+        Arc::new(crate::lifecycle::Preview(registry.clone())),
+        housekeeping,
+    );
     let waker = runner.waker();
     let jobs = if s.run_jobs {
         Some(runner.start())
@@ -289,16 +308,25 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     };
     // Janitor: enqueue the housekeeping jobs (upload expiry every tick's period, audit
     // and job pruning every 60; see crate::housekeeping for how N nodes share them) and
-    // record pull times, which live in this process's memory.
+    // the lifecycle schedule (every lifecycle_interval_secs, never at once on start:
+    // crate::lifecycle), and record pull times, which live in this process's memory.
     let janitor = {
         let registry = registry.clone();
         let meta = meta.clone();
         let mut first = true;
         let every = (s.upload_expiry() / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let gc_period = s.gc_enabled.then(|| s.gc_period());
+        let lifecycle_every = s.lifecycle_interval();
         let mut stop = Box::pin(stopped(stop_rx.clone()));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // Ticks often enough for the shortest period (a lifecycle interval under the
+            // housekeeping tick is not rounded up to it).
+            let mut tick = tokio::time::interval(
+                every
+                    .min(lifecycle_every)
+                    .min(gc_period.unwrap_or(every))
+                    .max(Duration::from_secs(1)),
+            );
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -309,6 +337,12 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
                     housekeeping::periodic(housekeeping::EXPIRE_UPLOADS, every, now, first),
                     housekeeping::periodic(housekeeping::PRUNE_AUDIT, every * 60, now, first),
                     housekeeping::periodic(housekeeping::PRUNE_JOBS, every * 60, now, first),
+                    housekeeping::periodic(
+                        crate::lifecycle::LIFECYCLE_SCHEDULE,
+                        lifecycle_every,
+                        now,
+                        false,
+                    ),
                 ];
                 // Garbage collection at the period's wall-clock boundaries only (never
                 // "now" at start: a fleet restarting should not all collect at once).

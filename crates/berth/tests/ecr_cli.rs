@@ -499,10 +499,16 @@ fn aws_cli_refuses_bad_credentials_and_bad_input() {
         "{e}"
     );
     let e = aws.fails(
-        &["get-lifecycle-policy", "--repository-name", "team/app"],
+        &[
+            "describe-image-scan-findings",
+            "--repository-name",
+            "team/app",
+            "--image-id",
+            "imageTag=latest",
+        ],
         "UnsupportedOperationException",
     );
-    assert!(e.contains("lifecycle policies"), "{e}");
+    assert!(e.contains("image scanning"), "{e}");
 }
 
 /// Issue 17 with the real AWS CLI, on one server:
@@ -602,14 +608,13 @@ fn aws_cli_policy_checks_and_unbuilt_operations_follow_ecr() {
     aws.ok(&["delete-registry-policy"]);
 
     // Operations not built yet: the repository is looked up first.
-    let lifecycle = file(
-        tmp.path(),
-        "lifecycle.json",
-        br#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
-    );
-    let lifecycle = format!("file://{lifecycle}");
+    // (Lifecycle policies are served now: tests/lifecycle.rs.)
     let calls: [Vec<&str>; 4] = [
-        vec!["get-lifecycle-policy"],
+        vec![
+            "put-image-scanning-configuration",
+            "--image-scanning-configuration",
+            "scanOnPush=true",
+        ],
         vec!["start-image-scan", "--image-id", "imageTag=latest"],
         vec![
             "describe-image-scan-findings",
@@ -617,9 +622,9 @@ fn aws_cli_policy_checks_and_unbuilt_operations_follow_ecr() {
             "imageTag=latest",
         ],
         vec![
-            "put-lifecycle-policy",
-            "--lifecycle-policy-text",
-            &lifecycle,
+            "describe-image-replication-status",
+            "--image-id",
+            "imageTag=latest",
         ],
     ];
     for call in &calls {

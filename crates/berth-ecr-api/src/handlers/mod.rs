@@ -5,6 +5,7 @@
 mod access;
 mod images;
 mod layers;
+mod lifecycle;
 mod repositories;
 
 use crate::error::{EcrError, EcrErrorType};
@@ -42,6 +43,11 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
         O::GetRegistryPolicy => access::get_registry_policy(ctx, body).await,
         O::DeleteRegistryPolicy => access::delete_registry_policy(ctx, body).await,
         O::DescribeRegistry => access::describe_registry(ctx, body).await,
+        O::PutLifecyclePolicy => lifecycle::put(ctx, body).await,
+        O::GetLifecyclePolicy => lifecycle::get(ctx, body).await,
+        O::DeleteLifecyclePolicy => lifecycle::delete(ctx, body).await,
+        O::StartLifecyclePolicyPreview => lifecycle::start_preview(ctx, body).await,
+        O::GetLifecyclePolicyPreview => lifecycle::get_preview(ctx, body).await,
         op => not_yet(ctx, op, body).await,
     }
 }
@@ -158,6 +164,19 @@ pub(crate) fn registry_error(ctx: &Ctx<'_>, repo: &str, e: RegistryError) -> Ecr
         ),
         E::BlobExists(d) => EcrError::new(EcrErrorType::LayerAlreadyExistsException,
             format!("The layer with digest '{d}' already exists in the repository with name '{repo}' in registry with id '{account}'"),
+        ),
+        E::LifecyclePolicyInvalid(m) => EcrError::invalid_parameter(
+            "LifecyclePolicyText",
+            format!("Lifecycle policy validation failure: {m}"),
+        ),
+        E::LifecyclePolicyNotFound(_) => EcrError::new(EcrErrorType::LifecyclePolicyNotFoundException,
+            format!("Lifecycle policy does not exist for the repository with name '{repo}' in the registry with id '{account}'"),
+        ),
+        E::LifecyclePreviewInProgress(_) => EcrError::new(EcrErrorType::LifecyclePolicyPreviewInProgressException,
+            format!("Previous lifecycle policy preview request has not been completed for the repository with name '{repo}' in the registry with id '{account}'"),
+        ),
+        E::LifecyclePreviewNotFound(_) => EcrError::new(EcrErrorType::LifecyclePolicyPreviewNotFoundException,
+            format!("There is no dry run for the repository with name '{repo}' in the registry with id '{account}'"),
         ),
         E::Internal(m) => EcrError::server(m),
     }
