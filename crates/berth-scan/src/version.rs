@@ -1,0 +1,357 @@
+//! Version ordering per ecosystem, as OSV's `ECOSYSTEM` and `SEMVER` ranges need it.
+//!
+//! - dpkg (Debian, Ubuntu): the `debversion` crate (epoch, upstream, revision; `~` sorts
+//!   before everything, even the end of the string; deb-version(7)).
+//! - PyPI: `pep440_rs` (PEP 440: epochs, pre-, post- and dev-releases, local versions).
+//! - npm, crates.io, Go and OSV `SEMVER` ranges: `semver` (SemVer 2.0.0 precedence;
+//!   pre-releases before their release). Go module versions lose their `v` first;
+//!   versions with fewer than three numbers (`1.0`, which npm advisories do write) are
+//!   padded with zeros.
+//! - Alpine apk: our own [`ApkVersion`]. No well-kept crate implements apk-tools'
+//!   ordering (the crates found compare pacman or parse APKBUILDs), so it is written
+//!   here from apk-tools' `version.c` rules: numbers separated by `.`, an optional
+//!   letter, suffixes (`_alpha` < `_beta` < `_pre` < `_rc` < release < `_cvs` < `_svn`
+//!   < `_git` < `_hg` < `_p`) with optional numbers, an optional `~hash`, and `-r<N>`.
+//!
+//! OSV's `introduced: "0"` means "from the first version" in every ecosystem; it is
+//! [`Bound::Zero`] here rather than a parse of `0`.
+
+use std::cmp::Ordering;
+use std::str::FromStr;
+
+/// How an ecosystem orders versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// deb-version(7).
+    Dpkg,
+    /// apk-tools.
+    Apk,
+    /// PEP 440.
+    Pep440,
+    /// SemVer 2.0.0 (npm, crates.io, Go after its `v`).
+    Semver,
+}
+
+/// A version parsed under one [`Scheme`]; two versions compare only under the same one.
+#[derive(Clone, Debug)]
+pub enum Version {
+    /// A dpkg version.
+    Dpkg(debversion::Version),
+    /// An apk version.
+    Apk(ApkVersion),
+    /// A PEP 440 version.
+    Pep440(pep440_rs::Version),
+    /// A semantic version.
+    Semver(semver::Version),
+}
+
+impl Version {
+    /// Parses `text` under `scheme`; `None` when it is not a version there.
+    pub fn parse(scheme: Scheme, text: &str) -> Option<Version> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        match scheme {
+            Scheme::Dpkg => debversion::Version::from_str(text).ok().map(Version::Dpkg),
+            Scheme::Apk => ApkVersion::parse(text).map(Version::Apk),
+            Scheme::Pep440 => pep440_rs::Version::from_str(text).ok().map(Version::Pep440),
+            Scheme::Semver => parse_semver_lenient(text).map(Version::Semver),
+        }
+    }
+
+    /// The order of two versions of one scheme; `None` across schemes.
+    pub fn compare(&self, other: &Version) -> Option<Ordering> {
+        match (self, other) {
+            (Version::Dpkg(a), Version::Dpkg(b)) => Some(a.cmp(b)),
+            (Version::Apk(a), Version::Apk(b)) => Some(a.cmp(b)),
+            (Version::Pep440(a), Version::Pep440(b)) => Some(a.cmp(b)),
+            (Version::Semver(a), Version::Semver(b)) => Some(a.cmp(b)),
+            _ => None,
+        }
+    }
+}
+
+/// Compares two version strings under `scheme`; `None` when either does not parse.
+pub fn compare(scheme: Scheme, a: &str, b: &str) -> Option<Ordering> {
+    Version::parse(scheme, a)?.compare(&Version::parse(scheme, b)?)
+}
+
+fn parse_semver_lenient(text: &str) -> Option<semver::Version> {
+    let text = text.strip_prefix('v').unwrap_or(text);
+    if let Ok(v) = semver::Version::parse(text) {
+        return Some(v);
+    }
+    // `1.0` or `1` (with an optional pre-release or build suffix): pad the numbers.
+    let split = text.find(['-', '+']).unwrap_or(text.len());
+    let (core, rest) = text.split_at(split);
+    let dots = core.matches('.').count();
+    if dots >= 2 || core.is_empty() {
+        return None;
+    }
+    let padded = format!("{core}{}{rest}", ".0".repeat(2 - dots));
+    semver::Version::parse(&padded).ok()
+}
+
+/// A lower or upper end of an OSV range event.
+#[derive(Clone, Debug)]
+pub enum Bound {
+    /// `introduced: "0"`: before every version.
+    Zero,
+    /// A parsed version.
+    At(Version),
+}
+
+impl Bound {
+    /// Parses an event's version; `"0"` is [`Bound::Zero`].
+    pub fn parse(scheme: Scheme, text: &str) -> Option<Bound> {
+        if text == "0" {
+            return Some(Bound::Zero);
+        }
+        Version::parse(scheme, text).map(Bound::At)
+    }
+
+    /// The order of `version` relative to this bound (`Greater` when it is above it).
+    pub fn order_of(&self, version: &Version) -> Option<Ordering> {
+        match self {
+            Bound::Zero => Some(Ordering::Greater),
+            Bound::At(b) => version.compare(b),
+        }
+    }
+
+    fn cmp_bound(&self, other: &Bound) -> Ordering {
+        match (self, other) {
+            (Bound::Zero, Bound::Zero) => Ordering::Equal,
+            (Bound::Zero, _) => Ordering::Less,
+            (_, Bound::Zero) => Ordering::Greater,
+            (Bound::At(a), Bound::At(b)) => a.compare(b).unwrap_or(Ordering::Equal),
+        }
+    }
+}
+
+/// Sorts bounds (with their payloads) ascending, as OSV's evaluation requires
+/// ("sort the events by version"). Stable, so equal versions keep the record's order.
+pub fn sort_bounds<T>(events: &mut [(Bound, T)]) {
+    events.sort_by(|a, b| a.0.cmp_bound(&b.0));
+}
+
+/// An Alpine package version (apk-tools' ordering; see the module doc).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApkVersion {
+    numbers: Vec<u64>,
+    letter: Option<u8>,
+    suffixes: Vec<(u8, u64)>,
+    revision: u64,
+}
+
+/// Rank of "no suffix" among apk's suffixes: pre-release suffixes rank below, patch-level
+/// suffixes above.
+const APK_RELEASE: u8 = 4;
+
+fn apk_suffix_rank(name: &str) -> Option<u8> {
+    Some(match name {
+        "alpha" => 0,
+        "beta" => 1,
+        "pre" => 2,
+        "rc" => 3,
+        "cvs" => 5,
+        "svn" => 6,
+        "git" => 7,
+        "hg" => 8,
+        "p" => 9,
+        _ => return None,
+    })
+}
+
+fn take_number(s: &str) -> Option<(u64, &str)> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    if end == 0 {
+        return None;
+    }
+    // More than 19 digits would overflow; such a "version" is not one apk writes.
+    Some((s[..end].parse().ok()?, &s[end..]))
+}
+
+impl ApkVersion {
+    /// Parses `1.2.3a_rc1_p2~abc-r4`; `None` for anything apk-tools would call invalid.
+    pub fn parse(text: &str) -> Option<ApkVersion> {
+        let (mut numbers, mut rest) = (Vec::new(), text);
+        let (first, after) = take_number(rest)?;
+        numbers.push(first);
+        rest = after;
+        while let Some(after_dot) = rest.strip_prefix('.') {
+            let (n, after) = take_number(after_dot)?;
+            numbers.push(n);
+            rest = after;
+        }
+        let mut letter = None;
+        if let Some(c) = rest.bytes().next().filter(u8::is_ascii_lowercase) {
+            letter = Some(c);
+            rest = &rest[1..];
+        }
+        let mut suffixes = Vec::new();
+        while let Some(after) = rest.strip_prefix('_') {
+            let end = after
+                .find(|c: char| !c.is_ascii_lowercase())
+                .unwrap_or(after.len());
+            let rank = apk_suffix_rank(&after[..end])?;
+            rest = &after[end..];
+            let n = match take_number(rest) {
+                Some((n, after)) => {
+                    rest = after;
+                    n
+                }
+                None => 0,
+            };
+            suffixes.push((rank, n));
+        }
+        if let Some(after) = rest.strip_prefix('~') {
+            let end = after
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(after.len());
+            if end == 0 {
+                return None;
+            }
+            rest = &after[end..];
+        }
+        let mut revision = 0;
+        if let Some(after) = rest.strip_prefix("-r") {
+            let (n, after) = take_number(after)?;
+            revision = n;
+            rest = after;
+        }
+        rest.is_empty().then_some(ApkVersion {
+            numbers,
+            letter,
+            suffixes,
+            revision,
+        })
+    }
+}
+
+impl Ord for ApkVersion {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // More numbers is later (`1.2` < `1.2.0`), as in apk-tools.
+        self.numbers
+            .cmp(&other.numbers)
+            .then_with(|| self.letter.cmp(&other.letter))
+            .then_with(|| {
+                let len = self.suffixes.len().max(other.suffixes.len());
+                let pad = (APK_RELEASE, 0);
+                (0..len)
+                    .map(|i| {
+                        let a = self.suffixes.get(i).unwrap_or(&pad);
+                        let b = other.suffixes.get(i).unwrap_or(&pad);
+                        a.cmp(b)
+                    })
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            })
+            .then_with(|| self.revision.cmp(&other.revision))
+    }
+}
+
+impl PartialOrd for ApkVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Ordering::*;
+
+    fn check(scheme: Scheme, cases: &[(&str, Ordering, &str)]) {
+        for (a, expected, b) in cases {
+            assert_eq!(
+                compare(scheme, a, b),
+                Some(*expected),
+                "{scheme:?}: {a} vs {b}"
+            );
+            assert_eq!(
+                compare(scheme, b, a),
+                Some(expected.reverse()),
+                "{scheme:?}: {b} vs {a}"
+            );
+        }
+    }
+
+    /// deb-version(7): the epoch dominates, `~` sorts before anything (even the end),
+    /// the revision breaks ties, digits compare numerically.
+    #[test]
+    fn dpkg_epoch_tilde_revision() {
+        check(
+            Scheme::Dpkg,
+            &[
+                ("1:1.0-1", Greater, "2.0-1"),
+                ("1.0~rc1-1", Less, "1.0-1"),
+                ("1.0~~-1", Less, "1.0~-1"),
+                ("1.0-1", Less, "1.0-2"),
+                ("1.0-1~deb12u1", Less, "1.0-1"),
+                ("2.36-9+deb12u3", Greater, "2.36-9+deb12u1"),
+                ("1.10-1", Greater, "1.9-1"),
+                ("0:1.0-1", Equal, "1.0-1"),
+            ],
+        );
+    }
+
+    /// apk-tools: pre-release suffixes before the release, patch suffixes after, letters
+    /// after plain numbers, `-r` last, more components later.
+    #[test]
+    fn apk_suffixes_letters_revisions() {
+        check(
+            Scheme::Apk,
+            &[
+                ("1.2.3_rc1", Less, "1.2.3"),
+                ("1.2.3_alpha", Less, "1.2.3_beta2"),
+                ("1.2.3_p1", Greater, "1.2.3"),
+                ("1.2.3a", Greater, "1.2.3"),
+                ("1.2.3-r1", Greater, "1.2.3-r0"),
+                ("1.2.10", Greater, "1.2.9"),
+                ("1.2", Less, "1.2.0"),
+                ("3.1.4-r5", Less, "3.1.4_p1-r0"),
+                ("1.0_git20240101", Greater, "1.0"),
+            ],
+        );
+        for bad in ["", "abc", "1..2", "1.2_foo", "1.2-r", "1.2 3"] {
+            assert!(ApkVersion::parse(bad).is_none(), "{bad:?} parsed");
+        }
+    }
+
+    /// PEP 440: dev < pre < release < post; epochs; `1.0` == `1.0.0`.
+    #[test]
+    fn pep440_pre_post_dev_epoch() {
+        check(
+            Scheme::Pep440,
+            &[
+                ("1.26.5", Less, "1.26.17"),
+                ("2.0.0a1", Less, "2.0.0"),
+                ("2.0.0.dev1", Less, "2.0.0a1"),
+                ("2.0.0.post1", Greater, "2.0.0"),
+                ("1!0.1", Greater, "2.0"),
+                ("1.0", Equal, "1.0.0"),
+                ("2.0.0rc1", Greater, "2.0.0b9"),
+            ],
+        );
+    }
+
+    /// SemVer 2.0.0 §11: pre-releases precede their release; Go's `v` and npm's short
+    /// versions are accepted.
+    #[test]
+    fn semver_prereleases_go_and_short_versions() {
+        check(
+            Scheme::Semver,
+            &[
+                ("1.0.0-alpha", Less, "1.0.0"),
+                ("1.0.0-alpha.1", Less, "1.0.0-beta"),
+                ("3.0.0-beta.1", Less, "3.0.0-beta.9"),
+                ("v1.6.0", Equal, "1.6.0"),
+                ("1.0", Equal, "1.0.0"),
+                ("0.0.0-20210101000000-abcdef123456", Less, "0.1.0"),
+                ("4.17.15", Less, "4.17.21"),
+            ],
+        );
+        assert!(Version::parse(Scheme::Semver, "1.x").is_none());
+    }
+}
