@@ -30,6 +30,8 @@ pub mod postgres_jobs;
 mod postgres_lifecycle;
 mod postgres_repository;
 pub mod repository;
+mod scan_sql;
+pub mod scanning;
 pub mod sqlite;
 mod sqlite_events;
 mod sqlite_gc;
@@ -51,6 +53,7 @@ pub use postgres::PgMeta;
 pub use repository::{
     ImageRecord, RepositoryRecord, RepositorySettings, RepositoryStore, TagStatus,
 };
+pub use scanning::ScanStore;
 pub use sqlite::SqliteMeta;
 
 /// Errors of the metadata store, in domain terms.
@@ -220,10 +223,11 @@ pub struct PutOutcome {
 /// Repository settings and image listings are the [`RepositoryStore`] half; the event
 /// configuration (EventBridge rules, targets, connections, API destinations) is the
 /// [`EventConfigStore`] part; what garbage collection needs is the [`GcStore`] part;
-/// lifecycle policies and previews the [`LifecycleStore`] part.
+/// lifecycle policies and previews the [`LifecycleStore`] part; vulnerability scanning's
+/// rows the [`ScanStore`] part.
 #[async_trait::async_trait]
 pub trait MetaStore:
-    RepositoryStore + EventConfigStore + GcStore + LifecycleStore + Send + Sync + 'static
+    RepositoryStore + EventConfigStore + GcStore + LifecycleStore + ScanStore + Send + Sync + 'static
 {
     /// Whether the repository exists.
     async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool>;
