@@ -45,6 +45,7 @@
 //! | `LifecyclePolicyNotFoundException` | 400 | model | a repository without a lifecycle policy |
 //! | `LifecyclePolicyPreviewInProgressException` | 400 | model | starting a preview while one is in progress |
 //! | `LifecyclePolicyPreviewNotFoundException` | 400 | model | a repository without a lifecycle policy preview |
+//! | `ScanNotFoundException` | 400 | model | scan findings of an image that was never scanned |
 //! | `ServerException` | 500 | model | storage or database faults (details only in the log) |
 
 use axum::http::{HeaderValue, StatusCode};
@@ -125,6 +126,7 @@ error_types! {
     RepositoryAlreadyExistsException, 400, true, "The specified repository already exists in the specified registry.";
     RepositoryNotEmptyException, 400, true, "The specified repository contains images; deleting it needs force.";
     ImageNotFoundException, 400, true, "The image requested does not exist in the specified repository.";
+    ScanNotFoundException, 400, true, "The specified image scan could not be found.";
     ImageAlreadyExistsException, 400, true, "The image has already been pushed and nothing would change.";
     ImageTagAlreadyExistsException, 400, true, "The tag exists and the repository's tag rules make it immutable.";
     ImageDigestDoesNotMatchException, 400, true, "The image digest does not match the digest computed for the manifest.";

@@ -179,10 +179,63 @@ impl EventDetail for ImageAction {
     }
 }
 
+/// `detail` of `ECR Image Scan` (a basic scan completed; ECR_REFERENCE.md §3), keys in
+/// the order of AWS's sample. `resources` is the repository's ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageScan {
+    /// `COMPLETE` (or `FAILED`).
+    pub scan_status: String,
+    /// The repository.
+    pub repository_name: String,
+    /// Findings per severity (`CRITICAL`, `HIGH`, …), only severities with findings.
+    pub finding_severity_counts: std::collections::BTreeMap<String, u64>,
+    /// The manifest digest, `sha256:…`.
+    pub image_digest: String,
+    /// The image's tags (empty for an untagged image).
+    pub image_tags: Vec<String>,
+}
+
+impl EventDetail for ImageScan {
+    const DETAIL_TYPE: &'static str = "ECR Image Scan";
+    fn resources(&self, origin: &Origin) -> Vec<String> {
+        vec![origin.repository_arn(&self.repository_name)]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// ECR_REFERENCE.md §3, `ECR Image Scan`: the repository's ARN as the resource, the
+    /// sample's keys in its order.
+    #[test]
+    fn image_scan_event_has_the_samples_shape() {
+        let scan = ImageScan {
+            scan_status: "COMPLETE".into(),
+            repository_name: "team/app".into(),
+            finding_severity_counts: [("CRITICAL".to_owned(), 10), ("MEDIUM".to_owned(), 9)]
+                .into_iter()
+                .collect(),
+            image_digest: "sha256:ab".into(),
+            image_tags: vec!["latest".into()],
+        };
+        let e = Event::new(
+            &scan,
+            &origin(),
+            time::macros::datetime!(2019-11-16 01:54:34 UTC),
+        );
+        assert_eq!(e.detail_type, "ECR Image Scan");
+        assert_eq!(
+            e.resources,
+            ["arn:aws:ecr:us-west-2:123456789012:repository/team/app"]
+        );
+        assert_eq!(
+            e.detail.get(),
+            r#"{"scan-status":"COMPLETE","repository-name":"team/app","finding-severity-counts":{"CRITICAL":10,"MEDIUM":9},"image-digest":"sha256:ab","image-tags":["latest"]}"#
+        );
+    }
 
     fn origin() -> Origin {
         Origin {

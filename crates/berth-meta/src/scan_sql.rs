@@ -305,6 +305,16 @@ macro_rules! scan_store {
                     .collect()
             }
 
+            async fn set_scan_on_push(&self, repo: &RepositoryName, scan_on_push: bool) -> Result<bool> {
+                let $w = self;
+                let r = sqlx::query("UPDATE repositories SET scan_on_push = $1 WHERE name = $2")
+                    .bind(scan_on_push)
+                    .bind(repo.as_str())
+                    .execute($writer)
+                    .await?;
+                Ok(r.rows_affected() > 0)
+            }
+
             async fn registry_scanning(&self) -> Result<Option<(String, String)>> {
                 let $r = self;
                 Ok(sqlx::query_as::<_, (String, String)>("SELECT scan_type, rules FROM registry_scanning WHERE id = 1")

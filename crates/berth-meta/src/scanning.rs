@@ -65,6 +65,8 @@ pub enum ScanStatus {
     Complete,
     /// The scan failed (the description says why).
     Failed,
+    /// The image has no layers Berth can read (an index, an artifact).
+    UnsupportedImage,
 }
 
 impl ScanStatus {
@@ -74,6 +76,7 @@ impl ScanStatus {
             ScanStatus::InProgress => "IN_PROGRESS",
             ScanStatus::Complete => "COMPLETE",
             ScanStatus::Failed => "FAILED",
+            ScanStatus::UnsupportedImage => "UNSUPPORTED_IMAGE",
         }
     }
 
@@ -83,6 +86,7 @@ impl ScanStatus {
             "IN_PROGRESS" => ScanStatus::InProgress,
             "COMPLETE" => ScanStatus::Complete,
             "FAILED" => ScanStatus::Failed,
+            "UNSUPPORTED_IMAGE" => ScanStatus::UnsupportedImage,
             other => {
                 return Err(crate::MetaError::Corrupt(format!(
                     "image scan status {other:?}"
@@ -207,6 +211,10 @@ pub trait ScanStore: Send + Sync + 'static {
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<ScannedImage>>;
+
+    /// Sets a repository's `imageScanningConfiguration.scanOnPush`; false if the
+    /// repository does not exist.
+    async fn set_scan_on_push(&self, repo: &RepositoryName, scan_on_push: bool) -> Result<bool>;
 
     /// The registry's scanning configuration: scan type and rules (JSON), if ever put.
     async fn registry_scanning(&self) -> Result<Option<(String, String)>>;

@@ -23,6 +23,7 @@ pub mod gc;
 pub mod lifecycle;
 pub mod pulls;
 mod repositories;
+pub mod scanning;
 pub mod sealed;
 
 use berth_core::{
@@ -44,10 +45,12 @@ pub use berth_core::{TagMutability, TagRules};
 pub use berth_meta::changes::{Change, ChangeHook as JobHook, Hooks};
 pub use berth_meta::jobs::NewJob;
 pub use berth_meta::repository::{Encryption, ImageKey};
+pub use berth_meta::scanning::{ImageScanRow, ImportOutcome, ScanStart, ScanStatus, VulnSourceRow};
 pub use berth_meta::{
     ImageRecord, IndexChild, ManifestHead, ManifestRow, Referrer, RepositoryRecord,
     RepositorySettings, TagStatus,
 };
+pub use berth_scan::{Finding, Inventory, OsvRecord, Package, Severity};
 pub use berth_store::{BlobContent, ByteStream, UploadStatus};
 
 /// Service-layer settings.
@@ -357,6 +360,7 @@ pub struct Registry {
     hook: Arc<dyn ChangeHook>,
     sealer: Option<Arc<dyn sealed::SecretSealer>>,
     lifecycle_exclude: Arc<Vec<String>>,
+    scan: Arc<scanning::ScanState>,
 }
 
 impl Registry {
@@ -378,6 +382,7 @@ impl Registry {
             hook: Arc::new(NoJobs),
             sealer: None,
             lifecycle_exclude: Arc::default(),
+            scan: Arc::default(),
         }
     }
 

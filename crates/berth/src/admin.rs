@@ -84,12 +84,28 @@ pub enum AdminCommand {
     /// Lifecycle policies: run them now.
     #[command(subcommand)]
     Lifecycle(LifecycleCmd),
+    /// Vulnerability data for image scanning: import OSV records.
+    #[command(subcommand)]
+    Vulndb(VulndbCmd),
     /// Copy this embedded-default registry (SQLite + local blobs) to PostgreSQL and
     /// S3-compatible storage, verified and resumable; the server must be stopped.
     Migrate(crate::admin_migrate::MigrateArgs),
     /// Online garbage collection: sweep blobs no manifest references (and stray bytes)
     /// that stayed so for the grace window; `--dry-run` prints what would go.
     Gc(crate::admin_gc::GcArgs),
+}
+
+/// `berth admin vulndb …`.
+#[derive(Debug, Subcommand)]
+pub enum VulndbCmd {
+    /// Import OSV records (a `.json` record, a directory of them searched recursively,
+    /// or OSV's per-ecosystem `all.zip`) into the vulnerability database, keeping each
+    /// source's timestamp; when anything changed, every stored image inventory is
+    /// re-matched by the server (continuous scanning). Prints one JSON object.
+    Import {
+        /// The file, directory or zip archive.
+        path: PathBuf,
+    },
 }
 
 /// `berth admin lifecycle …`.
@@ -548,6 +564,34 @@ async fn command(
             }
         }
         AdminCommand::Events(c) => crate::admin_jobs::events(meta, events, c).await?,
+        AdminCommand::Vulndb(VulndbCmd::Import { path }) => {
+            let records =
+                tokio::task::spawn_blocking(move || berth_scan::osv::read_path(&path)).await??;
+            let rows = berth_registry::scanning::vuln_rows(&records)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let before = meta.vuln_db_generation().await?;
+            let o = meta.import_vuln_records(&rows, now / 1000).await?;
+            let mut out = serde_json::json!({
+                "records": rows.len(),
+                "inserted": o.inserted,
+                "updated": o.updated,
+                "unchanged": o.unchanged,
+                "generation": o.generation,
+                "sources": meta.vuln_sources().await?.iter().map(|s| serde_json::json!({
+                    "source": s.source, "vulnerabilitySourceUpdatedAt": s.updated_at, "records": s.records,
+                })).collect::<Vec<_>>(),
+            });
+            if o.generation != before {
+                let job = meta
+                    .enqueue(&crate::scanning::rematch_job(o.generation), now)
+                    .await?;
+                out["rematchJob"] = serde_json::json!(job.id());
+            }
+            println!("{out}");
+        }
         AdminCommand::Account(c) => match c {
             AccountCmd::Create { id, name } => {
                 iam.create_account(&id, name.as_deref().unwrap_or(&id))

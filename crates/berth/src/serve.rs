@@ -225,6 +225,13 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     // enqueue their jobs in their own transactions through the registry's hook.
     let (mut runner, hook) =
         crate::events::pipeline(&s, meta.clone(), events_config.clone(), &iam)?;
+    // Scan on push: one more hook beside the events' (crate::scanning).
+    let hook: Arc<dyn berth_registry::JobHook> = Arc::new(berth_registry::Hooks(vec![
+        hook,
+        Arc::new(crate::scanning::ScanHook {
+            waker: Some(runner.waker()),
+        }),
+    ]));
     let registry = Registry::new(
         store,
         meta.clone(),
@@ -289,6 +296,37 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     runner.register(
         crate::lifecycle::LIFECYCLE_PREVIEW,
         Arc::new(crate::lifecycle::Preview(registry.clone())),
+        housekeeping,
+    );
+    let origin = berth_events::Origin {
+        account: iam.account().to_string(),
+        region: iam.region().to_string(),
+    };
+    let scans = berth_jobs::KindConfig {
+        concurrency: 2,
+        ..berth_jobs::KindConfig::default()
+    };
+    runner.register(
+        berth_registry::scanning::SCAN_IMAGE,
+        Arc::new(crate::scanning::ScanImage {
+            registry: registry.clone(),
+            meta: meta.clone(),
+            origin: origin.clone(),
+        }),
+        scans,
+    );
+    runner.register(
+        crate::scanning::SCAN_ON_PUSH,
+        Arc::new(crate::scanning::ScanOnPush(registry.clone())),
+        scans,
+    );
+    runner.register(
+        crate::scanning::SCAN_REMATCH,
+        Arc::new(crate::scanning::Rematch {
+            registry: registry.clone(),
+            meta: meta.clone(),
+            origin,
+        }),
         housekeeping,
     );
     let waker = runner.waker();

@@ -499,16 +499,10 @@ fn aws_cli_refuses_bad_credentials_and_bad_input() {
         "{e}"
     );
     let e = aws.fails(
-        &[
-            "describe-image-scan-findings",
-            "--repository-name",
-            "team/app",
-            "--image-id",
-            "imageTag=latest",
-        ],
+        &["describe-pull-through-cache-rules"],
         "UnsupportedOperationException",
     );
-    assert!(e.contains("image scanning"), "{e}");
+    assert!(e.contains("pull-through cache"), "{e}");
 }
 
 /// Issue 17 with the real AWS CLI, on one server:
@@ -609,15 +603,10 @@ fn aws_cli_policy_checks_and_unbuilt_operations_follow_ecr() {
 
     // Operations not built yet: the repository is looked up first.
     // (Lifecycle policies are served now: tests/lifecycle.rs.)
-    let calls: [Vec<&str>; 4] = [
+    // (Image scanning is served now: tests/scanning.rs.)
+    let calls: [Vec<&str>; 2] = [
         vec![
-            "put-image-scanning-configuration",
-            "--image-scanning-configuration",
-            "scanOnPush=true",
-        ],
-        vec!["start-image-scan", "--image-id", "imageTag=latest"],
-        vec![
-            "describe-image-scan-findings",
+            "describe-image-signing-status",
             "--image-id",
             "imageTag=latest",
         ],

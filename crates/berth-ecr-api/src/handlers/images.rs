@@ -47,7 +47,7 @@ fn filter(f: Option<Filter>) -> Result<(TagStatus, bool), EcrError> {
 }
 
 /// An `ImageIdentifier` resolved to a reference, or the per-item failure ECR reports.
-fn image_ref(id: &ImageId) -> Result<(Reference, Option<Tag>), ImageFailure> {
+pub(super) fn image_ref(id: &ImageId) -> Result<(Reference, Option<Tag>), ImageFailure> {
     let tag = match id.image_tag.as_deref() {
         Some(t) => Some(Tag::parse(t).map_err(|_| {
             ImageFailure::new(

@@ -7,6 +7,7 @@ mod images;
 mod layers;
 mod lifecycle;
 mod repositories;
+mod scanning;
 
 use crate::error::{EcrError, EcrErrorType};
 use crate::operation::{support, Operation, Support};
@@ -48,6 +49,9 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
         O::DeleteLifecyclePolicy => lifecycle::delete(ctx, body).await,
         O::StartLifecyclePolicyPreview => lifecycle::start_preview(ctx, body).await,
         O::GetLifecyclePolicyPreview => lifecycle::get_preview(ctx, body).await,
+        O::PutImageScanningConfiguration => scanning::put_configuration(ctx, body).await,
+        O::StartImageScan => scanning::start(ctx, body).await,
+        O::DescribeImageScanFindings => scanning::describe_findings(ctx, body).await,
         op => not_yet(ctx, op, body).await,
     }
 }

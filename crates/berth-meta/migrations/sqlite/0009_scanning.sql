@@ -38,13 +38,13 @@ CREATE TABLE layer_inventories (
 );
 
 -- The latest scan of each image (repository, manifest digest): ECR's imageScanStatus
--- (IN_PROGRESS, COMPLETE, FAILED) with its description, the image's inventory and
+-- (IN_PROGRESS, COMPLETE, FAILED, UNSUPPORTED_IMAGE) with its description, the image's inventory and
 -- findings once complete, and the vulnerability database generation they were matched
 -- against. Goes with its repository.
 CREATE TABLE image_scans (
     repository_id   INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
     manifest_digest TEXT NOT NULL,
-    status          TEXT NOT NULL CHECK (status IN ('IN_PROGRESS', 'COMPLETE', 'FAILED')),
+    status          TEXT NOT NULL CHECK (status IN ('IN_PROGRESS', 'COMPLETE', 'FAILED', 'UNSUPPORTED_IMAGE')),
     description     TEXT NOT NULL,
     started_at      INTEGER NOT NULL,
     completed_at    INTEGER,
