@@ -126,7 +126,6 @@ error_types! {
     RepositoryAlreadyExistsException, 400, true, "The specified repository already exists in the specified registry.";
     RepositoryNotEmptyException, 400, true, "The specified repository contains images; deleting it needs force.";
     ImageNotFoundException, 400, true, "The image requested does not exist in the specified repository.";
-    ScanNotFoundException, 400, true, "The specified image scan could not be found.";
     ImageAlreadyExistsException, 400, true, "The image has already been pushed and nothing would change.";
     ImageTagAlreadyExistsException, 400, true, "The tag exists and the repository's tag rules make it immutable.";
     ImageDigestDoesNotMatchException, 400, true, "The image digest does not match the digest computed for the manifest.";
@@ -145,6 +144,7 @@ error_types! {
     LifecyclePolicyNotFoundException, 400, true, "The lifecycle policy could not be found, and no policy is set to the repository.";
     LifecyclePolicyPreviewInProgressException, 400, true, "The previous lifecycle policy preview request has not completed.";
     LifecyclePolicyPreviewNotFoundException, 400, true, "There is no dry run for this repository.";
+    ScanNotFoundException, 400, true, "The specified image scan could not be found.";
     ServerException, 500, true, "A server-side fault.";
 }
 
