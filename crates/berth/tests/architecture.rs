@@ -14,6 +14,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("berth-jobs", &["berth-core", "berth-meta"]),
     // Events and event patterns: pure, no storage.
     ("berth-events", &["berth-core"]),
+    // The scanner (issue 11): layers to inventories, OSV matching; pure, no Berth crate.
+    ("berth-scan", &[]),
     // HTTP plumbing both adapters share (early answers and request bodies): no Berth
     // crate below it.
     ("berth-http", &[]),
@@ -24,7 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "berth-registry",
-        &["berth-core", "berth-store", "berth-meta"],
+        &["berth-core", "berth-store", "berth-meta", "berth-scan"],
     ),
     // The adapters depend on services, never on the stores (issue 16), nor on each
     // other (DESIGN.md).
