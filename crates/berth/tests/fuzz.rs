@@ -2,7 +2,8 @@
 //! builds every cargo-fuzz target in `fuzz/` (OCI endpoint paths, OCI listing query
 //! strings (`n`, `last`, `artifactType`), references and
 //! digests, manifests and indexes, Range headers, IAM policies, SigV4, login tokens and
-//! presigned URLs, EventBridge event patterns, ECR lifecycle policies) and runs each for a few seconds from its
+//! presigned URLs, EventBridge event patterns, ECR lifecycle policies, image layers,
+//! package databases and OSV records) and runs each for a few seconds from its
 //! committed seeds, checking each target's properties (round trips, determinism, no
 //! panic, no overflow with debug assertions on).
 //!
