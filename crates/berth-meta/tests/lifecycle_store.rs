@@ -11,60 +11,13 @@
 use berth_core::RepositoryName;
 use berth_meta::jobs::NewJob;
 use berth_meta::lifecycle::{LifecycleStore, PreviewStart, PreviewStatus};
-use berth_meta::{MetaStore, NoJobs, PgMeta, SqliteMeta};
+use berth_meta::{MetaStore, NoJobs, PgMeta};
 use berth_test_support::postgres::Postgres;
-use std::future::Future;
 use std::sync::Arc;
 
-struct Backend {
-    name: &'static str,
-    meta: Arc<dyn MetaStore>,
-    url: String,
-}
+mod common;
 
-async fn on_both<F, Fut>(test: &str, scenario: F)
-where
-    F: Fn(Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("meta.db");
-    let meta = SqliteMeta::open(&path).await.unwrap();
-    scenario(Backend {
-        name: "sqlite",
-        meta: Arc::new(meta),
-        url: format!("sqlite://{}", path.display()),
-    })
-    .await;
-    drop(dir);
-    if let Some(pg) = Postgres::shared(test) {
-        let url = pg.database();
-        let meta = PgMeta::open(&url).await.unwrap();
-        scenario(Backend {
-            name: "postgres",
-            meta: Arc::new(meta),
-            url,
-        })
-        .await;
-    }
-}
-
-/// The kinds of the queued jobs, oldest first (plain SQL: the queue is another suite's
-/// subject).
-async fn job_kinds(b: &Backend) -> Vec<String> {
-    let sql = "SELECT kind FROM jobs ORDER BY id";
-    if b.name == "sqlite" {
-        let pool = sqlx::SqlitePool::connect(&b.url).await.unwrap();
-        let out = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-        pool.close().await;
-        out
-    } else {
-        let pool = sqlx::PgPool::connect(&b.url).await.unwrap();
-        let out = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-        pool.close().await;
-        out
-    }
-}
+use common::{job_kinds, on_both};
 
 fn repo(s: &str) -> RepositoryName {
     RepositoryName::parse(s).unwrap()

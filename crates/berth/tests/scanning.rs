@@ -40,19 +40,9 @@ fn shared_osv() -> Option<PathBuf> {
 /// `aws ecr <args>` as the bootstrap administrator; the raw output.
 fn aws(reg: &Registry, args: &[&str]) -> Output {
     let mut c = Command::new(aws_cli());
-    c.env(
-        "AWS_SHARED_CREDENTIALS_FILE",
-        reg.data_dir().join("admin-credentials"),
-    )
-    .env("AWS_CONFIG_FILE", "/dev/null")
-    .env("AWS_DEFAULT_REGION", "us-east-1")
-    .env("AWS_MAX_ATTEMPTS", "1")
-    .env("AWS_PAGER", "")
-    .env_remove("AWS_ACCESS_KEY_ID")
-    .env_remove("AWS_SECRET_ACCESS_KEY")
-    .env_remove("AWS_PROFILE")
-    .args(["--endpoint-url", &reg.url(""), "--output", "json", "ecr"])
-    .args(args);
+    aws_admin_env(reg, &mut c);
+    c.args(["--endpoint-url", &reg.url(""), "--output", "json", "ecr"])
+        .args(args);
     run_unchecked(&mut c, LONG)
 }
 

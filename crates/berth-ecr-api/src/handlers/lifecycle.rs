@@ -25,7 +25,7 @@ struct PolicyRequest {
 
 /// Validates the request's common members and authorises it on the repository (before
 /// looking anything up, so a denied caller learns nothing).
-async fn target(
+pub(super) async fn target(
     ctx: &Ctx<'_>,
     registry_id: Option<&str>,
     repository_name: Option<&str>,

@@ -6,11 +6,12 @@
 //! only the severities that have findings.
 
 use super::images::image_ref;
+use super::lifecycle::target;
 use super::registry_error;
 use crate::error::{EcrError, EcrErrorType};
 use crate::wire::{parse, ImageId};
 use crate::{page, validate, Ctx};
-use berth_core::{Reference, RepositoryName};
+use berth_core::Reference;
 use berth_registry::scanning::ImageScan;
 use berth_registry::{Finding, ScanStatus};
 use serde::Deserialize;
@@ -28,17 +29,6 @@ struct PutRequest {
     registry_id: Option<String>,
     repository_name: Option<String>,
     image_scanning_configuration: Option<ScanningConfiguration>,
-}
-
-async fn target(
-    ctx: &Ctx<'_>,
-    registry_id: Option<&str>,
-    repository_name: Option<&str>,
-) -> Result<RepositoryName, EcrError> {
-    ctx.check_registry(registry_id)?;
-    let name = validate::required_repository(repository_name, "repositoryName")?;
-    ctx.authorize_repo(&name).await?;
-    Ok(name)
 }
 
 pub(super) async fn put_configuration(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError> {

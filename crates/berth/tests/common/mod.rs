@@ -1131,3 +1131,21 @@ pub fn with_stdin_from(cmd: &Command, input: &Path) -> Command {
     }
     sh
 }
+
+/// Points an AWS CLI or boto3 command at `reg` as its bootstrap administrator: only the
+/// server's `admin-credentials`, its region, no retries (an error must not hide behind
+/// them), no pager, nothing from the caller's environment.
+pub fn aws_admin_env(reg: &Registry, c: &mut Command) {
+    c.env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        reg.data_dir().join("admin-credentials"),
+    )
+    .env("AWS_CONFIG_FILE", "/dev/null")
+    .env("AWS_DEFAULT_REGION", "us-east-1")
+    .env("AWS_MAX_ATTEMPTS", "1")
+    .env("AWS_PAGER", "")
+    .env_remove("AWS_ACCESS_KEY_ID")
+    .env_remove("AWS_SECRET_ACCESS_KEY")
+    .env_remove("AWS_SESSION_TOKEN")
+    .env_remove("AWS_PROFILE");
+}
