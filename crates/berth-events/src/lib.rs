@@ -20,5 +20,5 @@ pub mod event;
 pub mod pattern;
 pub mod signature;
 
-pub use event::{Event, EventDetail, ImageAction, ImageActionType, Origin};
+pub use event::{Event, EventDetail, ImageAction, ImageActionType, Origin, ReplicationAction};
 pub use pattern::{parse, Pattern, PatternError};

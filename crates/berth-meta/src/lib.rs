@@ -21,6 +21,7 @@ pub mod iam;
 pub mod jobs;
 pub mod lifecycle;
 pub mod migrate;
+pub mod replication;
 pub mod postgres;
 mod postgres_content;
 mod postgres_events;
@@ -28,6 +29,7 @@ mod postgres_gc;
 mod postgres_iam;
 pub mod postgres_jobs;
 mod postgres_lifecycle;
+mod postgres_replication;
 mod postgres_repository;
 pub mod repository;
 pub mod sqlite;
@@ -36,6 +38,7 @@ mod sqlite_gc;
 mod sqlite_iam;
 pub mod sqlite_jobs;
 mod sqlite_lifecycle;
+mod sqlite_replication;
 mod sqlite_repository;
 
 use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
@@ -47,6 +50,7 @@ pub use gc::{BlobPin, GcBlob, GcStore};
 pub use iam::IamStore;
 pub use jobs::JobStore;
 pub use lifecycle::LifecycleStore;
+pub use replication::ReplicationStore;
 pub use postgres::PgMeta;
 pub use repository::{
     ImageRecord, RepositoryRecord, RepositorySettings, RepositoryStore, TagStatus,
@@ -220,10 +224,18 @@ pub struct PutOutcome {
 /// Repository settings and image listings are the [`RepositoryStore`] half; the event
 /// configuration (EventBridge rules, targets, connections, API destinations) is the
 /// [`EventConfigStore`] part; what garbage collection needs is the [`GcStore`] part;
-/// lifecycle policies and previews the [`LifecycleStore`] part.
+/// lifecycle policies and previews the [`LifecycleStore`] part; the replication
+/// configuration and an image's replication jobs the [`ReplicationStore`] part.
 #[async_trait::async_trait]
 pub trait MetaStore:
-    RepositoryStore + EventConfigStore + GcStore + LifecycleStore + Send + Sync + 'static
+    RepositoryStore
+    + EventConfigStore
+    + GcStore
+    + LifecycleStore
+    + ReplicationStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Whether the repository exists.
     async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool>;

@@ -461,6 +461,33 @@ pub struct Settings {
     #[serde(default)]
     pub lifecycle_exclude_prefixes: Vec<String>,
 
+    /// Seconds a replication job keeps retrying a destination that is down (connection
+    /// refused, timeouts, 408/429/5xx) after the push, before its status is FAILED with
+    /// the last error.
+    #[arg(
+        long,
+        env = "BERTH_REPLICATION_DEADLINE_SECS",
+        value_name = "SECS",
+        default_value = "3600"
+    )]
+    pub replication_deadline_secs: u64,
+
+    /// Seconds one request to a replication destination may take (connecting, a HEAD,
+    /// a manifest PUT); a blob upload gets one more second per MiB.
+    #[arg(
+        long,
+        env = "BERTH_REPLICATION_REQUEST_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value = "30"
+    )]
+    pub replication_request_timeout_secs: u64,
+
+    /// Replication destinations declared in the config file (`[[replication.peers]]`:
+    /// region, registry ID, endpoint, access key; no flag).
+    #[arg(skip)]
+    #[serde(default)]
+    pub replication: ReplicationDeclarations,
+
     /// Event rules and their webhook targets declared in the config file (`[[events.rules]]`;
     /// no flag).
     #[arg(skip)]
@@ -471,6 +498,17 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub iam: IamDeclarations,
+}
+
+/// The config file's `[replication]` table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationDeclarations {
+    /// `[[replication.peers]]`: where each destination registry (region, registry ID)
+    /// lives and the access key this deployment uses there. Secrets stay in the file:
+    /// they are never stored in the database nor logged (`Peer`'s `Debug` redacts).
+    #[serde(default)]
+    pub peers: Vec<berth_replication::Peer>,
 }
 
 /// Identities declared in the config file's `[iam]` table, created on start when
@@ -974,6 +1012,26 @@ mod tests {
         assert_eq!(c.access_key_id, "AKIAX");
         assert_eq!(c.secret_access_key.0, "s3cr3t");
         assert!(!format!("{s:?}").contains("s3cr3t"));
+    }
+
+    /// Issue 9: replication peers come from the config file only, and their secrets
+    /// never reach a log line (the settings' Debug redacts them).
+    #[test]
+    fn replication_peers_are_read_and_their_secrets_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("berth.toml");
+        std::fs::write(
+            &f,
+            "[[replication.peers]]\nregion = \"eu-west-1\"\nregistry_id = \"111111111111\"\n\
+             endpoint = \"http://127.0.0.1:5001\"\naccess_key_id = \"AKIAPEER\"\n\
+             secret_access_key = \"peer-s3cr3t\"\n",
+        )
+        .unwrap();
+        let s = load(&["--config", f.to_str().unwrap()]).unwrap();
+        assert_eq!(s.replication.peers.len(), 1);
+        assert_eq!(s.replication.peers[0].secret_access_key, "peer-s3cr3t");
+        let debug = format!("{s:?}");
+        assert!(debug.contains("AKIAPEER") && !debug.contains("peer-s3cr3t"), "{debug}");
     }
 
     fn readme() -> String {

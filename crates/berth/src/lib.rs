@@ -14,4 +14,5 @@ mod housekeeping;
 mod identity;
 pub mod lifecycle;
 pub mod login;
+pub mod replication_wait;
 pub mod serve;

@@ -608,7 +608,8 @@ fn aws_cli_policy_checks_and_unbuilt_operations_follow_ecr() {
     aws.ok(&["delete-registry-policy"]);
 
     // Operations not built yet: the repository is looked up first.
-    // (Lifecycle policies are served now: tests/lifecycle.rs.)
+    // (Lifecycle policies are served now: tests/lifecycle.rs; replication:
+    // tests/replication.rs.)
     let calls: [Vec<&str>; 4] = [
         vec![
             "put-image-scanning-configuration",
@@ -622,7 +623,7 @@ fn aws_cli_policy_checks_and_unbuilt_operations_follow_ecr() {
             "imageTag=latest",
         ],
         vec![
-            "describe-image-replication-status",
+            "describe-image-signing-status",
             "--image-id",
             "imageTag=latest",
         ],

@@ -1,0 +1,588 @@
+//! Cross-region replication end to end (issue 9; ECR_REFERENCE.md §2.5): three real
+//! `berth serve` deployments on loopback — `us-east-1` (the source) and `ap-south-1`,
+//! `eu-west-1` (destinations, authentication on), one registry (account
+//! `111111111111`) — shared by this file's tests. The source's config file declares
+//! both destinations as `[[replication.peers]]` with the access keys the destinations
+//! issued (their administrators'); deployments talk only through their public APIs.
+//!
+//! - The real `aws ecr put-replication-configuration` sets a rule `myapp/` → both
+//!   destinations; its validation errors (a wildcard filter, 11 rules, 26 destinations,
+//!   the source itself as destination) are ECR's `InvalidParameterException`s, and
+//!   `aws ecr describe-registry` shows the stored configuration.
+//! - A two-platform image index pushed with `skopeo copy --all`, plus a referrer (an
+//!   artifact whose `subject` is the index, OCI distribution-spec § Listing referrers):
+//!   `berth replication wait` exits 0, `aws ecr describe-image-replication-status`
+//!   shows both destinations `COMPLETE`, and both destinations serve the identical
+//!   index digest, both children, every blob and the referrer (in their referrers
+//!   list). An image outside the prefix is not replicated (no status, 404 there).
+//! - A destination without a configured peer is `FAILED` with `PEER_NOT_CONFIGURED`
+//!   (never silently dropped), and `berth replication wait` exits non-zero naming it.
+//!
+//! Run: `cargo test -p berth --test replication`. skopeo, umoci and the AWS CLI come from
+//! `.ci/install-clients`; outside CI a missing client makes the tests print `SKIPPED`.
+
+mod common;
+
+use berth_test_support::nodes::{Node, NodeOptions};
+use common::*;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+const ACCOUNT: &str = "111111111111";
+/// The second account's registry (cross-account replication).
+const OTHER: &str = "222222222222";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn sha(data: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(data))
+}
+
+/// The three deployments, started once for the whole file.
+struct World {
+    source: Node,
+    ap: Node,
+    eu: Node,
+    /// `eu-west-1` of another registry (account [`OTHER`]).
+    xa: Node,
+    _config: tempfile::TempDir,
+}
+
+/// The access key in a deployment's `admin-credentials` (`[default]` profile).
+fn admin_key(node: &Node) -> (String, String) {
+    let text = fs::read_to_string(node.data_dir().join("admin-credentials")).unwrap();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
+            .unwrap_or_else(|| panic!("{k} in admin-credentials"))
+    };
+    (get("aws_access_key_id"), get("aws_secret_access_key"))
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let bin = env!("CARGO_BIN_EXE_berth");
+        let dest = |region: &str| {
+            let opts = NodeOptions::new(bin)
+                .arg("--region")
+                .arg(region)
+                .arg("--account-id")
+                .arg(ACCOUNT);
+            Node::start(&opts, None).unwrap_or_else(|e| panic!("{region}: {e}"))
+        };
+        let ap = dest("ap-south-1");
+        let eu = dest("eu-west-1");
+        // The other account's registry knows the source account and one of its users,
+        // with the identity policy the source account grants its replication (ECR's
+        // service-linked role); whether that user may push is the registry policy's call.
+        let xa = Node::start(
+            &NodeOptions::new(bin)
+                .arg("--region")
+                .arg("eu-west-1")
+                .arg("--account-id")
+                .arg(OTHER),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{OTHER}: {e}"));
+        let admin = |args: &[&str]| {
+            let o = run(
+                Command::new(bin)
+                    .arg("admin")
+                    .arg("--data-dir")
+                    .arg(xa.data_dir())
+                    .args(args),
+                SHORT,
+            );
+            assert!(o.success(), "{}", o.describe());
+            o
+        };
+        admin(&["account", "create", ACCOUNT]);
+        admin(&["user", "create", "replication", "--account", ACCOUNT]);
+        admin(&[
+            "policy", "put", "--user", "replication", "--account", ACCOUNT, "--name",
+            "replicate", "--document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ecr:ReplicateImage","ecr:CreateRepository"],"Resource":"*"}]}"#,
+        ]);
+        let key = parse_json(&admin(&[
+            "key", "create", "--user", "replication", "--account", ACCOUNT, "--format", "json",
+        ]));
+        let xa_key = (
+            key["AccessKeyId"].as_str().unwrap().to_string(),
+            key["SecretAccessKey"].as_str().unwrap().to_string(),
+        );
+        let config = tempfile::tempdir().unwrap();
+        let mut toml = String::new();
+        for (region, account, node, (id, secret)) in [
+            ("ap-south-1", ACCOUNT, &ap, admin_key(&ap)),
+            ("eu-west-1", ACCOUNT, &eu, admin_key(&eu)),
+            ("eu-west-1", OTHER, &xa, xa_key),
+        ] {
+            toml.push_str(&format!(
+                "[[replication.peers]]\nregion = \"{region}\"\nregistry_id = \"{account}\"\n\
+                 endpoint = \"http://{}\"\naccess_key_id = \"{id}\"\n\
+                 secret_access_key = \"{secret}\"\n\n",
+                node.host
+            ));
+        }
+        let file = config.path().join("berth.toml");
+        fs::write(&file, toml).unwrap();
+        let opts = NodeOptions::new(bin)
+            .arg("--region")
+            .arg("us-east-1")
+            .arg("--account-id")
+            .arg(ACCOUNT)
+            .arg("--allow-anonymous")
+            .arg("--config")
+            .arg(file.to_str().unwrap());
+        let source = Node::start(&opts, None).unwrap_or_else(|e| panic!("source: {e}"));
+        World {
+            source,
+            ap,
+            eu,
+            xa,
+            _config: config,
+        }
+    })
+}
+
+/// The AWS CLI against `node` (region `region`) as its administrator.
+fn aws(node: &Node, region: &str, args: &[&str]) -> Output {
+    let mut c = Command::new(aws_cli());
+    c.args(["ecr", "--endpoint-url"])
+        .arg(node.url(""))
+        .args(["--region", region, "--output", "json"])
+        .args(args)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            node.data_dir().join("admin-credentials"),
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_PAGER", "")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE");
+    run_unchecked(&mut c, SHORT)
+}
+
+/// `berth replication wait` against the source.
+fn wait(w: &World, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    c.args(["replication", "wait", "--registry"])
+        .arg(w.source.url(""))
+        .args(["--region", "us-east-1"])
+        .args(args)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            w.source.data_dir().join("admin-credentials"),
+        )
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE");
+    run_unchecked(&mut c, LONG)
+}
+
+fn dest(region: &str) -> Value {
+    json!({"region": region, "registryId": ACCOUNT})
+}
+
+/// The configuration every test relies on: `myapp/` to both destinations, `nopeer/` to
+/// a region no peer is configured for. Put through the real AWS CLI.
+fn configure(w: &World) {
+    let cfg = json!({"rules": [
+        {"destinations": [dest("ap-south-1"), dest("eu-west-1")],
+         "repositoryFilters": [{"filter": "myapp/", "filterType": "PREFIX_MATCH"}]},
+        {"destinations": [dest("us-west-2")],
+         "repositoryFilters": [{"filter": "nopeer/", "filterType": "PREFIX_MATCH"}]},
+        {"destinations": [{"region": "eu-west-1", "registryId": OTHER}],
+         "repositoryFilters": [{"filter": "xacct/", "filterType": "PREFIX_MATCH"}]},
+    ]});
+    let o = aws(
+        &w.source,
+        "us-east-1",
+        &["put-replication-configuration", "--replication-configuration", &cfg.to_string()],
+    );
+    assert!(o.success(), "{}", o.describe());
+    assert_eq!(parse_json(&o)["replicationConfiguration"], cfg);
+}
+
+/// An authenticated request to a destination (its administrator's key, Basic).
+fn dest_get(node: &Node, path: &str) -> Resp {
+    let (id, secret) = admin_key(node);
+    let auth = format!(
+        "Basic {}",
+        base64_encode(format!("{id}:{secret}").as_bytes())
+    );
+    http(
+        "GET",
+        &node.url(path),
+        &[("Authorization", &auth), ("Accept", MANIFEST_ACCEPT)],
+        None,
+    )
+}
+
+/// RFC 4648 base64 (the tests' one use: a Basic authorization header).
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Writes `data` as a blob of the OCI layout; returns its descriptor JSON.
+fn layout_put(layout: &Path, media: &str, data: &[u8]) -> Value {
+    let d = sha(data);
+    fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(d.strip_prefix("sha256:").unwrap()),
+        data,
+    )
+    .unwrap();
+    json!({"mediaType": media, "digest": d, "size": data.len()})
+}
+
+/// An OCI layout holding a two-platform image index tagged `v1` (two umoci images,
+/// linux/amd64 and linux/arm64, and an index over them, image-index.md). Returns the
+/// index digest and the children's digests.
+fn two_platform_layout(layout: &Path, nonce: &str) -> (String, Vec<String>) {
+    let mut children = Vec::new();
+    let mut descs = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let content = format!("{nonce} {arch}\n");
+        let d = umoci_image(layout, arch, arch, &[("etc/berth-test", content.as_bytes())]);
+        let size = layout_blob(layout, &d).len();
+        descs.push(json!({"mediaType": OCI_MANIFEST, "digest": d, "size": size,
+                          "platform": {"architecture": arch, "os": "linux"}}));
+        children.push(d);
+    }
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descs,
+    }))
+    .unwrap();
+    let mut desc = layout_put(layout, OCI_INDEX, &index);
+    desc["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+    let path = layout.join("index.json");
+    let mut top: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    top["manifests"].as_array_mut().unwrap().push(desc);
+    fs::write(&path, serde_json::to_vec(&top).unwrap()).unwrap();
+    (sha(&index), children)
+}
+
+/// Pushes a signature-like artifact whose `subject` is `subject` (OCI image-spec
+/// manifest.md § subject) to the source by digest; returns its digest.
+fn push_referrer(w: &World, repo: &str, subject: &str, subject_size: usize) -> String {
+    let config = b"{}".to_vec();
+    let payload = format!("signature of {subject}").into_bytes();
+    for blob in [&config, &payload] {
+        let url = w.source.url(&format!(
+            "/v2/{repo}/blobs/uploads/?digest={}",
+            query_escape(&sha(blob))
+        ));
+        let r = http("POST", &url, &[("Content-Type", "application/octet-stream")], Some(blob));
+        assert_eq!(r.status, 201, "{}", r.describe());
+    }
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.example.signature.v1", "digest": sha(&payload), "size": payload.len()}],
+        "subject": {"mediaType": OCI_INDEX, "digest": subject, "size": subject_size},
+    }))
+    .unwrap();
+    let d = sha(&manifest);
+    let r = http(
+        "PUT",
+        &w.source.url(&format!("/v2/{repo}/manifests/{d}")),
+        &[("Content-Type", OCI_MANIFEST)],
+        Some(&manifest),
+    );
+    assert_eq!(r.status, 201, "{}", r.describe());
+    d
+}
+
+// ECR PutReplicationConfiguration's validation (ECR_REFERENCE.md §2.5: ≤ 10 rules, ≤ 25
+// distinct destinations, PREFIX_MATCH filters without wildcards, not the source itself)
+// through the real AWS CLI, then DescribeRegistry returns what was stored.
+#[test]
+fn replication_configuration_through_the_aws_cli() {
+    if !require("replication_configuration_through_the_aws_cli", &["aws"]) {
+        return;
+    }
+    let w = world();
+    let put = |cfg: Value| {
+        aws(
+            &w.source,
+            "us-east-1",
+            &["put-replication-configuration", "--replication-configuration", &cfg.to_string()],
+        )
+    };
+    let fails = |cfg: Value, want: &str| {
+        let o = put(cfg);
+        assert!(!o.success(), "accepted: {}", o.describe());
+        assert!(o.stderr.contains("InvalidParameterException"), "{}", o.describe());
+        assert!(o.stderr.contains(want), "wanted {want:?}: {}", o.describe());
+    };
+    fails(
+        json!({"rules": [{"destinations": [dest("eu-west-1")],
+            "repositoryFilters": [{"filter": "myapp*", "filterType": "PREFIX_MATCH"}]}]}),
+        "take no wildcards",
+    );
+    fails(
+        json!({"rules": vec![json!({"destinations": [dest("eu-west-1")]}); 11]}),
+        "less than or equal to 10",
+    );
+    let many: Vec<Value> = (0..26).map(|i| dest(&format!("xx-test-{i}"))).collect();
+    fails(json!({"rules": [{"destinations": many}]}), "at most 25");
+    fails(
+        json!({"rules": [{"destinations": [dest("us-east-1")]}]}),
+        "cannot be the source registry",
+    );
+    fails(
+        json!({"rules": [{"destinations": [dest("eu-west-1")],
+            "repositoryFilters": [{"filter": "myapp", "filterType": "SUFFIX_MATCH"}]}]}),
+        "PREFIX_MATCH",
+    );
+    configure(w);
+    let o = aws(&w.source, "us-east-1", &["describe-registry"]);
+    assert!(o.success(), "{}", o.describe());
+    let v = parse_json(&o);
+    assert_eq!(v["registryId"], ACCOUNT);
+    assert_eq!(
+        v["replicationConfiguration"]["rules"][0]["repositoryFilters"][0]["filter"],
+        "myapp/"
+    );
+}
+
+// The issue's main scenario: a two-platform index pushed with skopeo and a referrer are
+// in both destinations, identical, once `berth replication wait` returns; ECR's
+// DescribeImageReplicationStatus says COMPLETE for both; an image outside the rule's
+// prefix goes nowhere.
+#[test]
+fn replicates_an_index_with_its_referrer_to_two_regions() {
+    if !require(
+        "replicates_an_index_with_its_referrer_to_two_regions",
+        &["aws", "skopeo", "umoci"],
+    ) {
+        return;
+    }
+    let w = world();
+    configure(w);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    let (index, children) = two_platform_layout(&layout, "replication");
+    let index_size = layout_blob(&layout, &index).len();
+    let o = run(
+        skopeo()
+            .args(["copy", "--all", "--preserve-digests", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(format!("docker://{}/myapp/web:v1", w.source.host)),
+        LONG,
+    );
+    assert!(o.success(), "{}", o.describe());
+    let referrer = push_referrer(w, "myapp/web", &index, index_size);
+    // Outside the prefix: pushed the same way, replicated nowhere.
+    let o = run(
+        skopeo()
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:amd64", layout.display()))
+            .arg(format!("docker://{}/other/web:v1", w.source.host)),
+        LONG,
+    );
+    assert!(o.success(), "{}", o.describe());
+
+    // The pipeline's wait: every destination COMPLETE, for the image and its referrer.
+    for args in [
+        vec!["--repository", "myapp/web", "--image-tag", "v1", "--timeout", "2m"],
+        vec!["--repository", "myapp/web", "--image-digest", &referrer, "--timeout", "2m",
+             "--destination", "ap-south-1", "--destination", "eu-west-1:111111111111"],
+    ] {
+        let o = wait(w, &args);
+        assert!(o.success(), "berth replication wait: {}\n{}", o.describe(), w.source.log_tail());
+        assert!(o.stdout.contains("COMPLETE in 2 destination(s)"), "{}", o.describe());
+    }
+    // ECR's status API through the real AWS CLI.
+    let o = aws(
+        &w.source,
+        "us-east-1",
+        &["describe-image-replication-status", "--repository-name", "myapp/web",
+          "--image-id", "imageTag=v1"],
+    );
+    assert!(o.success(), "{}", o.describe());
+    let v = parse_json(&o);
+    assert_eq!(v["imageId"]["imageDigest"], index.as_str());
+    let mut statuses: Vec<(String, String)> = v["replicationStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["region"].as_str().unwrap().to_string(), s["status"].as_str().unwrap().to_string()))
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [("ap-south-1".to_string(), "COMPLETE".to_string()), ("eu-west-1".into(), "COMPLETE".into())]
+    );
+
+    // Both destinations serve the identical index, both children with their blobs, and
+    // the referrer (distribution-spec § Pulling manifests, § Listing referrers).
+    for node in [&w.ap, &w.eu] {
+        let r = dest_get(node, "/v2/myapp/web/manifests/v1");
+        assert_eq!(r.status, 200, "{}", r.describe());
+        assert_eq!(r.header("docker-content-digest"), Some(index.as_str()));
+        assert_eq!(r.body, layout_blob(&layout, &index), "index bytes");
+        for child in &children {
+            let r = dest_get(node, &format!("/v2/myapp/web/manifests/{child}"));
+            assert_eq!(r.status, 200, "child {child}: {}", r.describe());
+            let m = r.json();
+            for layer in m["layers"].as_array().unwrap().iter().chain([&m["config"]]) {
+                let d = layer["digest"].as_str().unwrap();
+                let b = dest_get(node, &format!("/v2/myapp/web/blobs/{d}"));
+                assert_eq!(b.status, 200, "blob {d}");
+                assert_eq!(sha(&b.body), d, "blob {d} verified by digest");
+            }
+        }
+        let r = dest_get(node, &format!("/v2/myapp/web/referrers/{index}"));
+        assert_eq!(r.status, 200, "{}", r.describe());
+        let listed: Vec<&str> = r.json()["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect();
+        assert!(
+            r.json()["manifests"].as_array().unwrap().iter().any(|m| m["digest"] == referrer.as_str()),
+            "referrer {referrer} listed: {listed:?}"
+        );
+        // Outside the prefix: nothing arrived.
+        let r = dest_get(node, "/v2/other/web/manifests/v1");
+        assert_eq!(r.status, 404, "{}", r.describe());
+    }
+    let o = aws(
+        &w.source,
+        "us-east-1",
+        &["describe-image-replication-status", "--repository-name", "other/web",
+          "--image-id", "imageTag=v1"],
+    );
+    assert!(o.success(), "{}", o.describe());
+    assert_eq!(parse_json(&o)["replicationStatuses"], json!([]));
+}
+
+// "Never fails silently": a destination this deployment has no peer for is FAILED with
+// a failureCode that says so, and the pipeline's wait exits non-zero with the reason.
+#[test]
+fn a_destination_without_a_peer_fails_loudly() {
+    if !require("a_destination_without_a_peer_fails_loudly", &["aws", "skopeo", "umoci"]) {
+        return;
+    }
+    let w = world();
+    configure(w);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"no peer\n")]);
+    let o = run(
+        skopeo()
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(format!("docker://{}/nopeer/app:v1", w.source.host)),
+        LONG,
+    );
+    assert!(o.success(), "{}", o.describe());
+    let o = wait(w, &["--repository", "nopeer/app", "--image-tag", "v1", "--timeout", "1m"]);
+    assert!(!o.success(), "wait must fail: {}", o.describe());
+    assert!(
+        o.stderr.contains("us-west-2:111111111111 FAILED: PEER_NOT_CONFIGURED"),
+        "{}",
+        o.describe()
+    );
+    let o = aws(
+        &w.source,
+        "us-east-1",
+        &["describe-image-replication-status", "--repository-name", "nopeer/app",
+          "--image-id", "imageTag=v1"],
+    );
+    let v = parse_json(&o);
+    assert_eq!(v["replicationStatuses"][0]["status"], "FAILED", "{v}");
+    assert!(
+        v["replicationStatuses"][0]["failureCode"]
+            .as_str()
+            .unwrap()
+            .starts_with("PEER_NOT_CONFIGURED: no [[replication.peers]] entry"),
+        "{v}"
+    );
+}
+
+// Cross-account (ECR_REFERENCE.md §2.5): the destination evaluates its registry policy
+// for the source account. Without a statement granting ecr:ReplicateImage the status is
+// FAILED, naming the action, the destination registry and the statement to add; with
+// the statement ECR's documentation shows, a new push replicates (COMPLETE) and the
+// destination repository is created (ecr:CreateRepository from the same statement).
+#[test]
+fn cross_account_needs_the_destinations_registry_policy() {
+    if !require(
+        "cross_account_needs_the_destinations_registry_policy",
+        &["aws", "skopeo", "umoci"],
+    ) {
+        return;
+    }
+    let w = world();
+    configure(w);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"cross-account\n")]);
+    let push = |tag: &str| {
+        let o = run(
+            skopeo()
+                .args(["copy", "--dest-tls-verify=false"])
+                .arg(format!("oci:{}:v1", layout.display()))
+                .arg(format!("docker://{}/xacct/app:{tag}", w.source.host)),
+            LONG,
+        );
+        assert!(o.success(), "{}", o.describe());
+    };
+    push("v1");
+    let o = wait(w, &["--repository", "xacct/app", "--image-tag", "v1", "--timeout", "1m"]);
+    assert!(!o.success(), "wait must fail without the policy: {}", o.describe());
+    for want in [
+        "eu-west-1:222222222222 FAILED: DESTINATION_ACCESS_DENIED",
+        "ecr:ReplicateImage",
+        "registry 222222222222 in eu-west-1",
+        "arn:aws:iam::111111111111:root",
+    ] {
+        assert!(o.stderr.contains(want), "wanted {want:?}: {}", o.describe());
+    }
+    // The statement of ECR's documentation, on the destination's registry policy.
+    let policy = json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "ReplicationAccessCrossAccount",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+        "Action": ["ecr:CreateRepository", "ecr:ReplicateImage"],
+        "Resource": "arn:aws:ecr:eu-west-1:222222222222:repository/*",
+    }]});
+    let o = aws(&w.xa, "eu-west-1", &["put-registry-policy", "--policy-text", &policy.to_string()]);
+    assert!(o.success(), "{}", o.describe());
+    push("v2");
+    let o = wait(w, &["--repository", "xacct/app", "--image-tag", "v2", "--timeout", "2m"]);
+    assert!(o.success(), "with the policy: {}\n{}", o.describe(), w.source.log_tail());
+    let r = dest_get(&w.xa, "/v2/xacct/app/manifests/v2");
+    assert_eq!(r.status, 200, "{}", r.describe());
+}
