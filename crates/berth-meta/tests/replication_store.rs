@@ -31,7 +31,7 @@ fn repo(s: &str) -> RepositoryName {
 }
 
 fn digest(fill: char) -> Digest {
-    Digest::parse(&format!("sha256:{}", fill.to_string().repeat(64))).unwrap()
+    format!("sha256:{}", fill.to_string().repeat(64)).parse().unwrap()
 }
 
 // PutReplicationConfiguration replaces the whole configuration; DescribeRegistry reads it.
