@@ -74,6 +74,54 @@ pub trait ReplicationStore: Send + Sync {
     ) -> Result<Vec<ReplicationJob>>;
 }
 
+/// Implements [`ReplicationStore`] for `$store` with its engine's statements: the reader
+/// and writer pools and the three statements differ between SQLite and PostgreSQL
+/// (placeholders, collation), the logic does not.
+macro_rules! replication_store {
+    ($store:ty, $reader:ident, $writer:ident, get: $get:expr, put: $put:expr, jobs: $jobs:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::replication::ReplicationStore for $store {
+            async fn replication_configuration(&self) -> $crate::Result<Option<String>> {
+                Ok(sqlx::query_scalar::<_, String>($get)
+                    .fetch_optional(&self.$reader)
+                    .await?)
+            }
+
+            async fn put_replication_configuration(
+                &self,
+                document: &str,
+                now: i64,
+            ) -> $crate::Result<()> {
+                sqlx::query($put)
+                    .bind(document)
+                    .bind(now)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn replication_jobs(
+                &self,
+                repository: &berth_core::RepositoryName,
+                digest: &berth_core::Digest,
+            ) -> $crate::Result<Vec<$crate::replication::ReplicationJob>> {
+                let prefix = $crate::replication::key_prefix(repository, digest);
+                let rows = sqlx::query_as::<_, (i64, String, String, Option<String>)>($jobs)
+                    .bind($crate::replication::REPLICATION_JOB)
+                    .bind(&prefix)
+                    .bind($crate::replication::prefix_end(&prefix))
+                    .fetch_all(&self.$reader)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map($crate::replication::job_from_row)
+                    .collect())
+            }
+        }
+    };
+}
+pub(crate) use replication_store;
+
 /// Turns a row (id, key, state, last error) into a [`ReplicationJob`]; rows whose key
 /// does not parse are skipped.
 pub(crate) fn job_from_row(

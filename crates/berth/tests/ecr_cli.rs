@@ -44,15 +44,7 @@ impl Aws {
     /// Environment for the CLI: only this credentials file, the server's region, no
     /// retries (an error must not hide behind them), no pager.
     fn env(&self, c: &mut Command) {
-        c.env("AWS_SHARED_CREDENTIALS_FILE", &self.credentials)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env("AWS_PAGER", "")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE");
+        aws_env(c, &self.credentials);
     }
 
     fn cmd(&self, args: &[&str]) -> Command {

@@ -41,18 +41,7 @@ const APP: &str = "lc/app";
 const CACHED: &str = "cache/library/alpine";
 
 fn aws_env(reg: &Registry, c: &mut Command) {
-    c.env(
-        "AWS_SHARED_CREDENTIALS_FILE",
-        reg.data_dir().join("admin-credentials"),
-    )
-    .env("AWS_CONFIG_FILE", "/dev/null")
-    .env("AWS_DEFAULT_REGION", "us-east-1")
-    .env("AWS_MAX_ATTEMPTS", "1")
-    .env("AWS_PAGER", "")
-    .env_remove("AWS_ACCESS_KEY_ID")
-    .env_remove("AWS_SECRET_ACCESS_KEY")
-    .env_remove("AWS_SESSION_TOKEN")
-    .env_remove("AWS_PROFILE");
+    common::aws_env(c, &reg.data_dir().join("admin-credentials"));
 }
 
 /// Runs one phase of `lifecycle_boto3.py`; returns the JSON it prints.

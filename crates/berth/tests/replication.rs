@@ -157,18 +157,8 @@ fn aws(node: &Node, region: &str, args: &[&str]) -> Output {
     c.args(["ecr", "--endpoint-url"])
         .arg(node.url(""))
         .args(["--region", region, "--output", "json"])
-        .args(args)
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            node.data_dir().join("admin-credentials"),
-        )
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_PAGER", "")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE");
+        .args(args);
+    aws_env(&mut c, &node.data_dir().join("admin-credentials"));
     run_unchecked(&mut c, SHORT)
 }
 
@@ -287,6 +277,30 @@ fn two_platform_layout(layout: &Path, nonce: &str) -> (String, Vec<String>) {
     (sha(&index), children)
 }
 
+/// The shared deployments with the test configuration, and a scratch directory; `None`
+/// when a client is missing outside CI (the test is skipped loudly).
+fn setup(test: &str) -> Option<(&'static World, tempfile::TempDir)> {
+    if !require(test, &["aws", "skopeo", "umoci"]) {
+        return None;
+    }
+    let w = world();
+    configure(w);
+    Some((w, tempfile::tempdir().unwrap()))
+}
+
+/// `skopeo copy [extra] oci:<layout>:<tag> docker://<source>/<dest>`.
+fn push_to_source(w: &World, layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
+    let o = run(
+        skopeo()
+            .args(["copy", "--dest-tls-verify=false"])
+            .args(extra)
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://{}/{dest}", w.source.host)),
+        LONG,
+    );
+    assert!(o.success(), "{}", o.describe());
+}
+
 /// Pushes a signature-like artifact whose `subject` is `subject` (OCI image-spec
 /// manifest.md § subject) to the source by digest; returns its digest.
 fn push_referrer(w: &World, repo: &str, subject: &str, subject_size: usize) -> String {
@@ -378,36 +392,16 @@ fn replication_configuration_through_the_aws_cli() {
 // prefix goes nowhere.
 #[test]
 fn replicates_an_index_with_its_referrer_to_two_regions() {
-    if !require(
-        "replicates_an_index_with_its_referrer_to_two_regions",
-        &["aws", "skopeo", "umoci"],
-    ) {
+    let Some((w, dir)) = setup("replicates_an_index_with_its_referrer_to_two_regions") else {
         return;
-    }
-    let w = world();
-    configure(w);
-    let dir = tempfile::tempdir().unwrap();
+    };
     let layout = dir.path().join("oci");
     let (index, children) = two_platform_layout(&layout, "replication");
     let index_size = layout_blob(&layout, &index).len();
-    let o = run(
-        skopeo()
-            .args(["copy", "--all", "--preserve-digests", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:v1", layout.display()))
-            .arg(format!("docker://{}/myapp/web:v1", w.source.host)),
-        LONG,
-    );
-    assert!(o.success(), "{}", o.describe());
+    push_to_source(w, &layout, "v1", "myapp/web:v1", &["--all", "--preserve-digests"]);
     let referrer = push_referrer(w, "myapp/web", &index, index_size);
     // Outside the prefix: pushed the same way, replicated nowhere.
-    let o = run(
-        skopeo()
-            .args(["copy", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:amd64", layout.display()))
-            .arg(format!("docker://{}/other/web:v1", w.source.host)),
-        LONG,
-    );
-    assert!(o.success(), "{}", o.describe());
+    push_to_source(w, &layout, "amd64", "other/web:v1", &[]);
 
     // The pipeline's wait: every destination COMPLETE, for the image and its referrer.
     for args in [
@@ -486,22 +480,12 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
 // a failureCode that says so, and the pipeline's wait exits non-zero with the reason.
 #[test]
 fn a_destination_without_a_peer_fails_loudly() {
-    if !require("a_destination_without_a_peer_fails_loudly", &["aws", "skopeo", "umoci"]) {
+    let Some((w, dir)) = setup("a_destination_without_a_peer_fails_loudly") else {
         return;
-    }
-    let w = world();
-    configure(w);
-    let dir = tempfile::tempdir().unwrap();
+    };
     let layout = dir.path().join("oci");
     umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"no peer\n")]);
-    let o = run(
-        skopeo()
-            .args(["copy", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:v1", layout.display()))
-            .arg(format!("docker://{}/nopeer/app:v1", w.source.host)),
-        LONG,
-    );
-    assert!(o.success(), "{}", o.describe());
+    push_to_source(w, &layout, "v1", "nopeer/app:v1", &[]);
     let o = wait(w, &["--repository", "nopeer/app", "--image-tag", "v1", "--timeout", "1m"]);
     assert!(!o.success(), "wait must fail: {}", o.describe());
     assert!(
@@ -533,27 +517,12 @@ fn a_destination_without_a_peer_fails_loudly() {
 // destination repository is created (ecr:CreateRepository from the same statement).
 #[test]
 fn cross_account_needs_the_destinations_registry_policy() {
-    if !require(
-        "cross_account_needs_the_destinations_registry_policy",
-        &["aws", "skopeo", "umoci"],
-    ) {
+    let Some((w, dir)) = setup("cross_account_needs_the_destinations_registry_policy") else {
         return;
-    }
-    let w = world();
-    configure(w);
-    let dir = tempfile::tempdir().unwrap();
+    };
     let layout = dir.path().join("oci");
     umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"cross-account\n")]);
-    let push = |tag: &str| {
-        let o = run(
-            skopeo()
-                .args(["copy", "--dest-tls-verify=false"])
-                .arg(format!("oci:{}:v1", layout.display()))
-                .arg(format!("docker://{}/xacct/app:{tag}", w.source.host)),
-            LONG,
-        );
-        assert!(o.success(), "{}", o.describe());
-    };
+    let push = |tag: &str| push_to_source(w, &layout, "v1", &format!("xacct/app:{tag}"), &[]);
     push("v1");
     let o = wait(w, &["--repository", "xacct/app", "--image-tag", "v1", "--timeout", "1m"]);
     assert!(!o.success(), "wait must fail without the policy: {}", o.describe());
