@@ -100,8 +100,7 @@ fn invalid(member: &str, constraint: impl std::fmt::Display) -> ReplicationConfi
 }
 
 /// The `RepositoryFilterValue` pattern of the botocore model.
-pub const FILTER_PATTERN: &str =
-    "^(?:[a-z0-9]+(?:[._-][a-z0-9]*)*/)*[a-z0-9]*(?:[._-][a-z0-9]*)*$";
+pub const FILTER_PATTERN: &str = "^(?:[a-z0-9]+(?:[._-][a-z0-9]*)*/)*[a-z0-9]*(?:[._-][a-z0-9]*)*$";
 
 /// Whether `s` matches [`FILTER_PATTERN`]: segments separated by `/`, each of
 /// `[a-z0-9._-]`, every one but the last non-empty and starting with `[a-z0-9]`.
@@ -192,9 +191,7 @@ impl ReplicationConfiguration {
                 if filters.is_empty() || filters.len() > MAX_FILTERS {
                     return Err(invalid(
                         &format!("{at}.repositoryFilters"),
-                        format!(
-                            "Member must have length between 1 and {MAX_FILTERS}, inclusive"
-                        ),
+                        format!("Member must have length between 1 and {MAX_FILTERS}, inclusive"),
                     ));
                 }
                 for f in filters {
@@ -225,7 +222,9 @@ impl ReplicationConfiguration {
                     if !filter_matches_pattern(&f.filter) {
                         return Err(invalid(
                             &member,
-                            format!("Member must satisfy regular expression pattern: {FILTER_PATTERN}"),
+                            format!(
+                                "Member must satisfy regular expression pattern: {FILTER_PATTERN}"
+                            ),
                         ));
                     }
                 }
@@ -280,9 +279,11 @@ mod tests {
 
     #[test]
     fn ecr_user_guide_example_parses_and_matches_prefixes() {
-        let c = cfg(json!({"rules":[{"destinations":[dest("ap-south-1"), dest("eu-west-1")],
+        let c = cfg(
+            json!({"rules":[{"destinations":[dest("ap-south-1"), dest("eu-west-1")],
             "repositoryFilters":[{"filter":"myapp/","filterType":"PREFIX_MATCH"}],
-            "deleteReplication":{"enabled":true}}]}))
+            "deleteReplication":{"enabled":true}}]}),
+        )
         .unwrap();
         assert_eq!(c.destinations_for("myapp/web").len(), 2);
         assert!(c.destinations_for("other/web").is_empty());
@@ -309,10 +310,18 @@ mod tests {
     fn ecr_quotas_are_enforced() {
         let rule = json!({"destinations":[dest("eu-west-1")]});
         let e = cfg(json!({"rules": vec![rule; 11]})).unwrap_err();
-        assert!(e.message.contains("less than or equal to 10"), "{}", e.message);
+        assert!(
+            e.message.contains("less than or equal to 10"),
+            "{}",
+            e.message
+        );
         let many: Vec<_> = (0..26).map(|i| dest(&format!("region-{i}"))).collect();
         let e = cfg(json!({"rules":[{"destinations": many}]})).unwrap_err();
-        assert!(e.message.contains("26 distinct destinations"), "{}", e.message);
+        assert!(
+            e.message.contains("26 distinct destinations"),
+            "{}",
+            e.message
+        );
         let filters: Vec<_> = (0..101)
             .map(|i| json!({"filter": format!("p{i}"), "filterType":"PREFIX_MATCH"}))
             .collect();
@@ -325,7 +334,11 @@ mod tests {
     #[test]
     fn the_source_itself_is_not_a_destination() {
         let e = cfg(json!({"rules":[{"destinations":[dest("us-east-1")]}]})).unwrap_err();
-        assert!(e.message.contains("cannot be the source registry"), "{}", e.message);
+        assert!(
+            e.message.contains("cannot be the source registry"),
+            "{}",
+            e.message
+        );
         // Another account in the same region is a destination.
         cfg(json!({"rules":[{"destinations":[{"region":"us-east-1","registryId":"222222222222"}]}]}))
             .unwrap();
@@ -333,18 +346,28 @@ mod tests {
 
     #[test]
     fn model_patterns_are_checked() {
-        for bad in [json!({"region":"EU","registryId":"111111111111"}),
-                    json!({"region":"eu-west-1","registryId":"1111"})] {
+        for bad in [
+            json!({"region":"EU","registryId":"111111111111"}),
+            json!({"region":"eu-west-1","registryId":"1111"}),
+        ] {
             assert!(cfg(json!({"rules":[{"destinations":[bad]}]})).is_err());
         }
-        for (f, ok) in [("myapp/", true), ("ab", true), ("a/b/c", true), ("My", false),
-                        ("/a", false), ("a//b", false), ("a", false)] {
+        for (f, ok) in [
+            ("myapp/", true),
+            ("ab", true),
+            ("a/b/c", true),
+            ("My", false),
+            ("/a", false),
+            ("a//b", false),
+            ("a", false),
+        ] {
             let r = cfg(json!({"rules":[{"destinations":[dest("eu-west-1")],
                 "repositoryFilters":[{"filter":f,"filterType":"PREFIX_MATCH"}]}]}));
             assert_eq!(r.is_ok(), ok, "{f}");
         }
         let e = cfg(json!({"rules":[{"destinations":[dest("eu-west-1")],
-            "repositoryFilters":[{"filter":"ab","filterType":"SUFFIX"}]}]})).unwrap_err();
+            "repositoryFilters":[{"filter":"ab","filterType":"SUFFIX"}]}]}))
+        .unwrap_err();
         assert!(e.message.contains("PREFIX_MATCH"));
     }
 }

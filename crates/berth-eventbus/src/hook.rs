@@ -56,8 +56,7 @@ impl ChangeHook for EventHook {
                 ))];
                 // A tag another registry's replication put here: the destination's
                 // `ECR Replication Action` (one per replicated tag).
-                if let (Some(source), Some(tag)) = (berth_meta::changes::replicated_from(), tag)
-                {
+                if let (Some(source), Some(tag)) = (berth_meta::changes::replicated_from(), tag) {
                     let (region, account) = source.split_once('/').unwrap_or((&source, ""));
                     jobs.push(event_job(
                         &ReplicationAction {

@@ -21,7 +21,6 @@ pub mod iam;
 pub mod jobs;
 pub mod lifecycle;
 pub mod migrate;
-pub mod replication;
 pub mod postgres;
 mod postgres_content;
 mod postgres_events;
@@ -31,6 +30,7 @@ pub mod postgres_jobs;
 mod postgres_lifecycle;
 mod postgres_replication;
 mod postgres_repository;
+pub mod replication;
 pub mod repository;
 pub mod sqlite;
 mod sqlite_events;
@@ -50,8 +50,8 @@ pub use gc::{BlobPin, GcBlob, GcStore};
 pub use iam::IamStore;
 pub use jobs::JobStore;
 pub use lifecycle::LifecycleStore;
-pub use replication::ReplicationStore;
 pub use postgres::PgMeta;
+pub use replication::ReplicationStore;
 pub use repository::{
     ImageRecord, RepositoryRecord, RepositorySettings, RepositoryStore, TagStatus,
 };

@@ -31,7 +31,9 @@ fn repo(s: &str) -> RepositoryName {
 }
 
 fn digest(fill: char) -> Digest {
-    format!("sha256:{}", fill.to_string().repeat(64)).parse().unwrap()
+    format!("sha256:{}", fill.to_string().repeat(64))
+        .parse()
+        .unwrap()
 }
 
 // PutReplicationConfiguration replaces the whole configuration; DescribeRegistry reads it.
@@ -39,7 +41,9 @@ fn digest(fill: char) -> Digest {
 async fn configuration_is_replaced_whole() {
     on_both("replication_configuration", async |name, s| {
         assert_eq!(s.replication_configuration().await.unwrap(), None, "{name}");
-        s.put_replication_configuration(r#"{"rules":[]}"#, 1).await.unwrap();
+        s.put_replication_configuration(r#"{"rules":[]}"#, 1)
+            .await
+            .unwrap();
         s.put_replication_configuration(r#"{"rules":[{"destinations":[]}]}"#, 2)
             .await
             .unwrap();
@@ -67,9 +71,12 @@ async fn an_images_jobs_are_found_by_key() {
             (&app2, &d, "eu-west-1", None),
         ] {
             let key = job_key(r, dg, region, "111111111111", tag);
-            s.enqueue(&NewJob::new(REPLICATION_JOB, serde_json::json!({})).idempotency_key(key), 1)
-                .await
-                .unwrap();
+            s.enqueue(
+                &NewJob::new(REPLICATION_JOB, serde_json::json!({})).idempotency_key(key),
+                1,
+            )
+            .await
+            .unwrap();
         }
         // The first job fails for good.
         let claimed = s.claim(REPLICATION_JOB, "w", 1, 60_000, 2).await.unwrap();
@@ -89,8 +96,15 @@ async fn an_images_jobs_are_found_by_key() {
             "{name}"
         );
         assert_eq!(jobs[0].registry_id, "111111111111");
-        assert_eq!(jobs[0].last_error.as_deref(), Some("DESTINATION_ACCESS_DENIED: no"));
-        assert!(s.replication_jobs(&repo("myapp/none"), &d).await.unwrap().is_empty());
+        assert_eq!(
+            jobs[0].last_error.as_deref(),
+            Some("DESTINATION_ACCESS_DENIED: no")
+        );
+        assert!(s
+            .replication_jobs(&repo("myapp/none"), &d)
+            .await
+            .unwrap()
+            .is_empty());
     })
     .await;
 }

@@ -92,8 +92,11 @@ impl Registry {
     ) -> Result<ReplicationConfiguration> {
         let cfg = ReplicationConfiguration::parse(json, region, registry_id)
             .map_err(RegistryError::ReplicationConfigInvalid)?;
-        let text = serde_json::to_string(&cfg).map_err(|e| RegistryError::Internal(e.to_string()))?;
-        self.meta.put_replication_configuration(&text, now()).await?;
+        let text =
+            serde_json::to_string(&cfg).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        self.meta
+            .put_replication_configuration(&text, now())
+            .await?;
         self.replication.set(cfg.clone());
         Ok(cfg)
     }
@@ -165,7 +168,9 @@ impl Registry {
     ) -> Result<berth_meta::ManifestRow> {
         match self.meta.manifest_by_digest(repo, digest).await? {
             Some(r) => Ok(r),
-            None => Err(self.manifest_unknown(repo, &Reference::Digest(digest.clone())).await),
+            None => Err(self
+                .manifest_unknown(repo, &Reference::Digest(digest.clone()))
+                .await),
         }
     }
 

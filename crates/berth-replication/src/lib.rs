@@ -34,10 +34,10 @@
 #![deny(missing_docs)]
 
 use berth_core::{Digest, ParsedManifest, Reference, RepositoryName, Tag};
+use berth_eventbus::event_job;
+use berth_events::{Origin, ReplicationAction};
 use berth_jobs::{JobError, JobHandler, JobInput, Waker};
 use berth_meta::changes::{replicated_from, Change, ChangeHook};
-use berth_events::{Origin, ReplicationAction};
-use berth_eventbus::event_job;
 use berth_meta::jobs::{JobStore, NewJob};
 use berth_meta::replication::{job_key, REPLICATION_JOB};
 use berth_registry::replication::ReplicationConfigCell;
@@ -354,7 +354,12 @@ impl ReplicateImage {
     async fn emit(&self, job_id: i64, p: &Payload, failure: Option<&CopyError>) {
         let Some(sink) = &self.events else { return };
         let detail = ReplicationAction {
-            result: if failure.is_some() { "FAILED" } else { "SUCCESS" }.into(),
+            result: if failure.is_some() {
+                "FAILED"
+            } else {
+                "SUCCESS"
+            }
+            .into(),
             repository_name: p.repository.clone(),
             image_digest: p.digest.clone(),
             source_account: sink.origin.account.clone(),
@@ -366,8 +371,8 @@ impl ReplicateImage {
             failure_code: failure.map(|e| e.code.as_str().to_string()),
             failure_reason: failure.map(|e| e.message.clone()),
         };
-        let job = event_job(&detail, &sink.origin)
-            .idempotency_key(format!("replication-event/{job_id}"));
+        let job =
+            event_job(&detail, &sink.origin).idempotency_key(format!("replication-event/{job_id}"));
         if let Err(e) = sink.jobs.enqueue(&job, now_ms()).await {
             tracing::warn!(error = %e, job_id, "enqueueing the ECR Replication Action event failed");
         }
@@ -424,7 +429,9 @@ impl Copy<'_> {
     async fn blob(&self, digest: &Digest) -> Result<bool, CopyError> {
         let url = format!("{}/v2/{}/blobs/{digest}", self.base, self.repo);
         let what = format!("checking blob {digest}");
-        let head = self.send(&what, self.request(reqwest::Method::HEAD, &url)).await?;
+        let head = self
+            .send(&what, self.request(reqwest::Method::HEAD, &url))
+            .await?;
         match head.status() {
             StatusCode::OK => return Ok(false),
             StatusCode::NOT_FOUND => {}
@@ -432,7 +439,9 @@ impl Copy<'_> {
         }
         let what = format!("uploading blob {digest}");
         let start = format!("{}/v2/{}/blobs/uploads/", self.base, self.repo);
-        let resp = self.send(&what, self.request(reqwest::Method::POST, &start)).await?;
+        let resp = self
+            .send(&what, self.request(reqwest::Method::POST, &start))
+            .await?;
         let resp = self.expect(&what, resp, &[StatusCode::ACCEPTED]).await?;
         let location = resp
             .headers()
@@ -481,7 +490,9 @@ impl Copy<'_> {
     async fn manifest(&self, digest: &Digest, stats: &mut Stats) -> Result<(), CopyError> {
         let url = format!("{}/v2/{}/manifests/{digest}", self.base, self.repo);
         let what = format!("checking manifest {digest}");
-        let head = self.send(&what, self.request(reqwest::Method::HEAD, &url)).await?;
+        let head = self
+            .send(&what, self.request(reqwest::Method::HEAD, &url))
+            .await?;
         match head.status() {
             StatusCode::OK => return Ok(()),
             // NAME_UNKNOWN (no repository yet) is a 404 too: the push creates it.

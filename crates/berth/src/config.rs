@@ -1031,7 +1031,10 @@ mod tests {
         assert_eq!(s.replication.peers.len(), 1);
         assert_eq!(s.replication.peers[0].secret_access_key, "peer-s3cr3t");
         let debug = format!("{s:?}");
-        assert!(debug.contains("AKIAPEER") && !debug.contains("peer-s3cr3t"), "{debug}");
+        assert!(
+            debug.contains("AKIAPEER") && !debug.contains("peer-s3cr3t"),
+            "{debug}"
+        );
     }
 
     fn readme() -> String {

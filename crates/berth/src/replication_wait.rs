@@ -31,7 +31,11 @@ pub struct WaitArgs {
     #[arg(long)]
     repository: String,
     /// The image's tag.
-    #[arg(long, conflicts_with = "image_digest", required_unless_present = "image_digest")]
+    #[arg(
+        long,
+        conflicts_with = "image_digest",
+        required_unless_present = "image_digest"
+    )]
     image_tag: Option<String>,
     /// The image's digest.
     #[arg(long)]
@@ -148,7 +152,9 @@ fn wait(a: WaitArgs) -> anyhow::Result<()> {
             .filter(|(wr, wa)| {
                 !statuses.iter().any(|s| {
                     s["region"].as_str() == Some(wr.as_str())
-                        && wa.as_deref().is_none_or(|x| s["registryId"].as_str() == Some(x))
+                        && wa
+                            .as_deref()
+                            .is_none_or(|x| s["registryId"].as_str() == Some(x))
                 })
             })
             .map(|(r, acct)| format!("{r}:{}", acct.as_deref().unwrap_or("*")))
@@ -159,7 +165,11 @@ fn wait(a: WaitArgs) -> anyhow::Result<()> {
         }
         if start.elapsed() >= a.timeout {
             let mut why = pending;
-            why.extend(missing.iter().map(|m| format!("{m} never sent (no rule matches)")));
+            why.extend(
+                missing
+                    .iter()
+                    .map(|m| format!("{m} never sent (no rule matches)")),
+            );
             if seen == 0 && why.is_empty() {
                 why.push("no replication destination for this image".into());
             }

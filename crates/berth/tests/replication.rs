@@ -197,7 +197,11 @@ fn configure(w: &World) {
     let o = aws(
         &w.source,
         "us-east-1",
-        &["put-replication-configuration", "--replication-configuration", &cfg.to_string()],
+        &[
+            "put-replication-configuration",
+            "--replication-configuration",
+            &cfg.to_string(),
+        ],
     );
     assert!(o.success(), "{}", o.describe());
     assert_eq!(parse_json(&o)["replicationConfiguration"], cfg);
@@ -258,7 +262,12 @@ fn two_platform_layout(layout: &Path, nonce: &str) -> (String, Vec<String>) {
     let mut descs = Vec::new();
     for arch in ["amd64", "arm64"] {
         let content = format!("{nonce} {arch}\n");
-        let d = umoci_image(layout, arch, arch, &[("etc/berth-test", content.as_bytes())]);
+        let d = umoci_image(
+            layout,
+            arch,
+            arch,
+            &[("etc/berth-test", content.as_bytes())],
+        );
         let size = layout_blob(layout, &d).len();
         descs.push(json!({"mediaType": OCI_MANIFEST, "digest": d, "size": size,
                           "platform": {"architecture": arch, "os": "linux"}}));
@@ -311,7 +320,12 @@ fn push_referrer(w: &World, repo: &str, subject: &str, subject_size: usize) -> S
             "/v2/{repo}/blobs/uploads/?digest={}",
             query_escape(&sha(blob))
         ));
-        let r = http("POST", &url, &[("Content-Type", "application/octet-stream")], Some(blob));
+        let r = http(
+            "POST",
+            &url,
+            &[("Content-Type", "application/octet-stream")],
+            Some(blob),
+        );
         assert_eq!(r.status, 201, "{}", r.describe());
     }
     let manifest = serde_json::to_vec(&json!({
@@ -346,13 +360,21 @@ fn replication_configuration_through_the_aws_cli() {
         aws(
             &w.source,
             "us-east-1",
-            &["put-replication-configuration", "--replication-configuration", &cfg.to_string()],
+            &[
+                "put-replication-configuration",
+                "--replication-configuration",
+                &cfg.to_string(),
+            ],
         )
     };
     let fails = |cfg: Value, want: &str| {
         let o = put(cfg);
         assert!(!o.success(), "accepted: {}", o.describe());
-        assert!(o.stderr.contains("InvalidParameterException"), "{}", o.describe());
+        assert!(
+            o.stderr.contains("InvalidParameterException"),
+            "{}",
+            o.describe()
+        );
         assert!(o.stderr.contains(want), "wanted {want:?}: {}", o.describe());
     };
     fails(
@@ -398,27 +420,64 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
     let layout = dir.path().join("oci");
     let (index, children) = two_platform_layout(&layout, "replication");
     let index_size = layout_blob(&layout, &index).len();
-    push_to_source(w, &layout, "v1", "myapp/web:v1", &["--all", "--preserve-digests"]);
+    push_to_source(
+        w,
+        &layout,
+        "v1",
+        "myapp/web:v1",
+        &["--all", "--preserve-digests"],
+    );
     let referrer = push_referrer(w, "myapp/web", &index, index_size);
     // Outside the prefix: pushed the same way, replicated nowhere.
     push_to_source(w, &layout, "amd64", "other/web:v1", &[]);
 
     // The pipeline's wait: every destination COMPLETE, for the image and its referrer.
     for args in [
-        vec!["--repository", "myapp/web", "--image-tag", "v1", "--timeout", "2m"],
-        vec!["--repository", "myapp/web", "--image-digest", &referrer, "--timeout", "2m",
-             "--destination", "ap-south-1", "--destination", "eu-west-1:111111111111"],
+        vec![
+            "--repository",
+            "myapp/web",
+            "--image-tag",
+            "v1",
+            "--timeout",
+            "2m",
+        ],
+        vec![
+            "--repository",
+            "myapp/web",
+            "--image-digest",
+            &referrer,
+            "--timeout",
+            "2m",
+            "--destination",
+            "ap-south-1",
+            "--destination",
+            "eu-west-1:111111111111",
+        ],
     ] {
         let o = wait(w, &args);
-        assert!(o.success(), "berth replication wait: {}\n{}", o.describe(), w.source.log_tail());
-        assert!(o.stdout.contains("COMPLETE in 2 destination(s)"), "{}", o.describe());
+        assert!(
+            o.success(),
+            "berth replication wait: {}\n{}",
+            o.describe(),
+            w.source.log_tail()
+        );
+        assert!(
+            o.stdout.contains("COMPLETE in 2 destination(s)"),
+            "{}",
+            o.describe()
+        );
     }
     // ECR's status API through the real AWS CLI.
     let o = aws(
         &w.source,
         "us-east-1",
-        &["describe-image-replication-status", "--repository-name", "myapp/web",
-          "--image-id", "imageTag=v1"],
+        &[
+            "describe-image-replication-status",
+            "--repository-name",
+            "myapp/web",
+            "--image-id",
+            "imageTag=v1",
+        ],
     );
     assert!(o.success(), "{}", o.describe());
     let v = parse_json(&o);
@@ -427,12 +486,20 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["region"].as_str().unwrap().to_string(), s["status"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["region"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     statuses.sort();
     assert_eq!(
         statuses,
-        [("ap-south-1".to_string(), "COMPLETE".to_string()), ("eu-west-1".into(), "COMPLETE".into())]
+        [
+            ("ap-south-1".to_string(), "COMPLETE".to_string()),
+            ("eu-west-1".into(), "COMPLETE".into())
+        ]
     );
 
     // Both destinations serve the identical index, both children with their blobs, and
@@ -461,7 +528,10 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
             .iter()
             .map(|m| m["digest"].as_str().unwrap().to_string())
             .collect();
-        assert!(listed.contains(&referrer), "referrer {referrer} listed: {listed:?}");
+        assert!(
+            listed.contains(&referrer),
+            "referrer {referrer} listed: {listed:?}"
+        );
         // Outside the prefix: nothing arrived.
         let r = dest_get(node, "/v2/other/web/manifests/v1");
         assert_eq!(r.status, 404, "{}", r.describe());
@@ -469,8 +539,13 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
     let o = aws(
         &w.source,
         "us-east-1",
-        &["describe-image-replication-status", "--repository-name", "other/web",
-          "--image-id", "imageTag=v1"],
+        &[
+            "describe-image-replication-status",
+            "--repository-name",
+            "other/web",
+            "--image-id",
+            "imageTag=v1",
+        ],
     );
     assert!(o.success(), "{}", o.describe());
     assert_eq!(parse_json(&o)["replicationStatuses"], json!([]));
@@ -486,18 +561,34 @@ fn a_destination_without_a_peer_fails_loudly() {
     let layout = dir.path().join("oci");
     umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"no peer\n")]);
     push_to_source(w, &layout, "v1", "nopeer/app:v1", &[]);
-    let o = wait(w, &["--repository", "nopeer/app", "--image-tag", "v1", "--timeout", "1m"]);
+    let o = wait(
+        w,
+        &[
+            "--repository",
+            "nopeer/app",
+            "--image-tag",
+            "v1",
+            "--timeout",
+            "1m",
+        ],
+    );
     assert!(!o.success(), "wait must fail: {}", o.describe());
     assert!(
-        o.stderr.contains("us-west-2:111111111111 FAILED: PEER_NOT_CONFIGURED"),
+        o.stderr
+            .contains("us-west-2:111111111111 FAILED: PEER_NOT_CONFIGURED"),
         "{}",
         o.describe()
     );
     let o = aws(
         &w.source,
         "us-east-1",
-        &["describe-image-replication-status", "--repository-name", "nopeer/app",
-          "--image-id", "imageTag=v1"],
+        &[
+            "describe-image-replication-status",
+            "--repository-name",
+            "nopeer/app",
+            "--image-id",
+            "imageTag=v1",
+        ],
     );
     let v = parse_json(&o);
     assert_eq!(v["replicationStatuses"][0]["status"], "FAILED", "{v}");
@@ -521,11 +612,30 @@ fn cross_account_needs_the_destinations_registry_policy() {
         return;
     };
     let layout = dir.path().join("oci");
-    umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"cross-account\n")]);
+    umoci_image(
+        &layout,
+        "v1",
+        "amd64",
+        &[("etc/berth-test", b"cross-account\n")],
+    );
     let push = |tag: &str| push_to_source(w, &layout, "v1", &format!("xacct/app:{tag}"), &[]);
     push("v1");
-    let o = wait(w, &["--repository", "xacct/app", "--image-tag", "v1", "--timeout", "1m"]);
-    assert!(!o.success(), "wait must fail without the policy: {}", o.describe());
+    let o = wait(
+        w,
+        &[
+            "--repository",
+            "xacct/app",
+            "--image-tag",
+            "v1",
+            "--timeout",
+            "1m",
+        ],
+    );
+    assert!(
+        !o.success(),
+        "wait must fail without the policy: {}",
+        o.describe()
+    );
     for want in [
         "eu-west-1:222222222222 FAILED: DESTINATION_ACCESS_DENIED",
         "ecr:ReplicateImage",
@@ -542,11 +652,30 @@ fn cross_account_needs_the_destinations_registry_policy() {
         "Action": ["ecr:CreateRepository", "ecr:ReplicateImage"],
         "Resource": "arn:aws:ecr:eu-west-1:222222222222:repository/*",
     }]});
-    let o = aws(&w.xa, "eu-west-1", &["put-registry-policy", "--policy-text", &policy.to_string()]);
+    let o = aws(
+        &w.xa,
+        "eu-west-1",
+        &["put-registry-policy", "--policy-text", &policy.to_string()],
+    );
     assert!(o.success(), "{}", o.describe());
     push("v2");
-    let o = wait(w, &["--repository", "xacct/app", "--image-tag", "v2", "--timeout", "2m"]);
-    assert!(o.success(), "with the policy: {}\n{}", o.describe(), w.source.log_tail());
+    let o = wait(
+        w,
+        &[
+            "--repository",
+            "xacct/app",
+            "--image-tag",
+            "v2",
+            "--timeout",
+            "2m",
+        ],
+    );
+    assert!(
+        o.success(),
+        "with the policy: {}\n{}",
+        o.describe(),
+        w.source.log_tail()
+    );
     let r = dest_get(&w.xa, "/v2/xacct/app/manifests/v2");
     assert_eq!(r.status, 200, "{}", r.describe());
 }

@@ -50,10 +50,7 @@ struct StatusRequest {
     image_id: Option<ImageId>,
 }
 
-pub(super) async fn describe_image_status(
-    ctx: &Ctx<'_>,
-    body: &[u8],
-) -> Result<Value, EcrError> {
+pub(super) async fn describe_image_status(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError> {
     let r: StatusRequest = parse(body)?;
     ctx.check_registry(r.registry_id.as_deref())?;
     let name = validate::required_repository(r.repository_name.as_deref(), "repositoryName")?;
