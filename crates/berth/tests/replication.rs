@@ -15,6 +15,13 @@
 //!   shows both destinations `COMPLETE`, and both destinations serve the identical
 //!   index digest, both children, every blob and the referrer (in their referrers
 //!   list). An image outside the prefix is not replicated (no status, 404 there).
+//! - Each outcome is an `ECR Replication Action` event (source: SUCCESS per destination,
+//!   FAILED with Berth's `failure-code`; destination: SUCCESS per tag received).
+//! - Cross-account (a fourth deployment, account `222222222222`): FAILED naming
+//!   `ecr:ReplicateImage` until the destination's registry policy has the statement
+//!   ECR's documentation shows, then COMPLETE.
+//! - A destination that is down (a fifth deployment, stopped): IN_PROGRESS while it
+//!   is, COMPLETE once it is back.
 //! - A destination without a configured peer is `FAILED` with `PEER_NOT_CONFIGURED`
 //!   (never silently dropped), and `berth replication wait` exits non-zero naming it.
 //!
@@ -49,6 +56,8 @@ struct World {
     eu: Node,
     /// `eu-west-1` of another registry (account [`OTHER`]).
     xa: Node,
+    /// `us-west-1`, which one test stops and starts again.
+    flaky: std::sync::Mutex<Node>,
     _config: tempfile::TempDir,
 }
 
@@ -78,6 +87,7 @@ fn world() -> &'static World {
         };
         let ap = dest("ap-south-1");
         let eu = dest("eu-west-1");
+        let flaky = dest("us-west-1");
         // The other account's registry knows the source account and one of its users,
         // with the identity policy the source account grants its replication (ECR's
         // service-linked role); whether that user may push is the registry policy's call.
@@ -122,6 +132,7 @@ fn world() -> &'static World {
             ("ap-south-1", ACCOUNT, &ap, admin_key(&ap)),
             ("eu-west-1", ACCOUNT, &eu, admin_key(&eu)),
             ("eu-west-1", OTHER, &xa, xa_key),
+            ("us-west-1", ACCOUNT, &flaky, admin_key(&flaky)),
         ] {
             toml.push_str(&format!(
                 "[[replication.peers]]\nregion = \"{region}\"\nregistry_id = \"{account}\"\n\
@@ -146,6 +157,7 @@ fn world() -> &'static World {
             ap,
             eu,
             xa,
+            flaky: std::sync::Mutex::new(flaky),
             _config: config,
         }
     })
@@ -193,6 +205,8 @@ fn configure(w: &World) {
          "repositoryFilters": [{"filter": "nopeer/", "filterType": "PREFIX_MATCH"}]},
         {"destinations": [{"region": "eu-west-1", "registryId": OTHER}],
          "repositoryFilters": [{"filter": "xacct/", "filterType": "PREFIX_MATCH"}]},
+        {"destinations": [dest("us-west-1")],
+         "repositoryFilters": [{"filter": "flaky/", "filterType": "PREFIX_MATCH"}]},
     ]});
     let o = aws(
         &w.source,
@@ -284,6 +298,27 @@ fn two_platform_layout(layout: &Path, nonce: &str) -> (String, Vec<String>) {
     top["manifests"].as_array_mut().unwrap().push(desc);
     fs::write(&path, serde_json::to_vec(&top).unwrap()).unwrap();
     (sha(&index), children)
+}
+
+/// The `ECR Replication Action` events `node` queued for its event rules (the
+/// `event.fanout` jobs' events, read with `berth admin jobs list`): their `detail`s.
+fn replication_events(node: &Node) -> Vec<Value> {
+    let o = run(
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("admin")
+            .arg("--data-dir")
+            .arg(node.data_dir())
+            .args(["jobs", "list", "--kind", "event.fanout", "--limit", "1000"]),
+        SHORT,
+    );
+    parse_json(&o)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| serde_json::from_str::<Value>(j["payload"]["event"].as_str().unwrap()).unwrap())
+        .filter(|e| e["detail-type"] == "ECR Replication Action")
+        .map(|e| e["detail"].clone())
+        .collect()
 }
 
 /// The shared deployments with the test configuration, and a scratch directory; `None`
@@ -536,6 +571,32 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
         let r = dest_get(node, "/v2/other/web/manifests/v1");
         assert_eq!(r.status, 404, "{}", r.describe());
     }
+    // ECR Replication Action (ECR_REFERENCE.md §3) in the source, one SUCCESS per
+    // destination, and in each destination for the tag it received.
+    let source_events: Vec<Value> = replication_events(&w.source)
+        .into_iter()
+        .filter(|d| d["repository-name"] == "myapp/web" && d["image-digest"] == index.as_str())
+        .collect();
+    for region in ["ap-south-1", "eu-west-1"] {
+        assert!(
+            source_events.iter().any(|d| d["result"] == "SUCCESS"
+                && d["destination-region"] == region
+                && d["action-type"] == "REPLICATE"
+                && d["source-region"] == "us-east-1"
+                && d["image-tag"] == "v1"),
+            "{region}: {source_events:?}"
+        );
+    }
+    for node in [&w.ap, &w.eu] {
+        let got = replication_events(node);
+        assert!(
+            got.iter().any(|d| d["result"] == "SUCCESS"
+                && d["image-digest"] == index.as_str()
+                && d["source-account"] == ACCOUNT
+                && d["source-region"] == "us-east-1"),
+            "{got:?}"
+        );
+    }
     let o = aws(
         &w.source,
         "us-east-1",
@@ -598,6 +659,15 @@ fn a_destination_without_a_peer_fails_loudly() {
             .unwrap()
             .starts_with("PEER_NOT_CONFIGURED: no [[replication.peers]] entry"),
         "{v}"
+    );
+    // The failure is an event too, with the keys Berth adds.
+    let events = replication_events(&w.source);
+    assert!(
+        events.iter().any(|d| d["repository-name"] == "nopeer/app"
+            && d["result"] == "FAILED"
+            && d["failure-code"] == "PEER_NOT_CONFIGURED"
+            && d["destination-region"] == "us-west-2"),
+        "{events:?}"
     );
 }
 
@@ -677,5 +747,79 @@ fn cross_account_needs_the_destinations_registry_policy() {
         w.source.log_tail()
     );
     let r = dest_get(&w.xa, "/v2/xacct/app/manifests/v2");
+    assert_eq!(r.status, 200, "{}", r.describe());
+}
+
+// Transient faults: while the destination is down the copy is retried, and the status
+// says IN_PROGRESS from the moment the push returned (never FAILED, never silent); once
+// the destination is back (same address), the image arrives and the status is COMPLETE.
+#[test]
+fn a_destination_that_was_down_completes_after_it_returns() {
+    let Some((w, dir)) = setup("a_destination_that_was_down_completes_after_it_returns") else {
+        return;
+    };
+    let layout = dir.path().join("oci");
+    umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"flaky\n")]);
+    let mut node = w.flaky.lock().unwrap_or_else(|e| e.into_inner());
+    node.kill();
+    push_to_source(w, &layout, "v1", "flaky/app:v1", &[]);
+    let status = || {
+        let o = aws(
+            &w.source,
+            "us-east-1",
+            &[
+                "describe-image-replication-status",
+                "--repository-name",
+                "flaky/app",
+                "--image-id",
+                "imageTag=v1",
+            ],
+        );
+        assert!(o.success(), "{}", o.describe());
+        parse_json(&o)["replicationStatuses"].clone()
+    };
+    let v = status();
+    assert_eq!(v[0]["region"], "us-west-1", "{v}");
+    assert_eq!(v[0]["status"], "IN_PROGRESS", "{v}");
+    // The copy has failed at least once against the stopped destination by now: the
+    // job is retrying, not dead.
+    let o = wait(
+        w,
+        &[
+            "--repository",
+            "flaky/app",
+            "--image-tag",
+            "v1",
+            "--timeout",
+            "3s",
+        ],
+    );
+    assert!(!o.success(), "{}", o.describe());
+    assert!(
+        o.stderr.contains("timed out") && o.stderr.contains("us-west-1:111111111111 IN_PROGRESS"),
+        "{}",
+        o.describe()
+    );
+    assert_eq!(status()[0]["status"], "IN_PROGRESS");
+    node.restart().unwrap();
+    let o = wait(
+        w,
+        &[
+            "--repository",
+            "flaky/app",
+            "--image-tag",
+            "v1",
+            "--timeout",
+            "2m",
+        ],
+    );
+    assert!(
+        o.success(),
+        "after the destination returned: {}\n{}",
+        o.describe(),
+        w.source.log_tail()
+    );
+    assert_eq!(status()[0]["status"], "COMPLETE");
+    let r = dest_get(&node, "/v2/flaky/app/manifests/v1");
     assert_eq!(r.status, 200, "{}", r.describe());
 }
