@@ -137,12 +137,14 @@ def main():
         sent = sum(j["result"]["bytes_sent"] for j in jobs if j.get("result"))
         blobs_sent = sum(j["result"]["blobs_sent"] for j in jobs if j.get("result"))
         present = sum(j["result"]["blobs_present"] for j in jobs if j.get("result"))
+        mounted = sum(j["result"].get("blobs_mounted", 0) for j in jobs if j.get("result"))
         lags.sort()
         p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] * 1000
         print(f"images: {N} (5 repositories, one 256 KiB base layer shared by all)")
         print(f"lag push 201 -> COMPLETE: p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms, "
               f"max {lags[-1] * 1000:.1f} ms, mean {statistics.mean(lags) * 1000:.1f} ms")
-        print(f"blobs sent: {blobs_sent}, already present (HEAD 200): {present}")
+        print(f"blobs sent: {blobs_sent}, mounted from another repository: {mounted}, "
+              f"already present (HEAD 200): {present}")
         print(f"bytes sent: {sent}; distinct blob bytes: {sum(distinct.values())}")
     finally:
         for p in procs:

@@ -15,7 +15,9 @@
 //!   (the request carried the source header, see `berth_oci_api`) enqueues nothing:
 //!   no chaining, as in ECR.
 //! - [`ReplicateImage`] (the job's handler) copies what the destination lacks: every blob
-//!   is checked with `HEAD` first and never resent; missing blobs are streamed from the
+//!   is checked with `HEAD` first and never resent; a blob this process already sent to
+//!   another repository of the destination is mounted from there; other missing blobs
+//!   are streamed from the
 //!   source's store (never whole in memory) with a monolithic `POST` + `PUT ?digest=`, which
 //!   the destination verifies by digest; every child of an index is copied before the
 //!   index, the manifest is put by digest, then its tag (if the tag still points at it
@@ -319,6 +321,10 @@ pub struct ReplicateImage {
     settings: CopySettings,
     http: reqwest::Client,
     events: Option<EventSink>,
+    /// Mount hints: (region, registry, digest) → the destination repository this
+    /// process last sent the blob to. In memory only: after a restart a blob is uploaded
+    /// once more per destination, then mounted again.
+    sent_to: std::sync::Mutex<std::collections::HashMap<(String, String, Digest), String>>,
 }
 
 impl ReplicateImage {
@@ -339,6 +345,7 @@ impl ReplicateImage {
             settings,
             http,
             events: None,
+            sent_to: Default::default(),
         })
     }
 
@@ -425,24 +432,50 @@ impl Copy<'_> {
         Err(status_error(what, status, &body))
     }
 
-    /// Copies the blob unless the destination has it. Returns whether bytes were sent.
-    async fn blob(&self, digest: &Digest) -> Result<bool, CopyError> {
+    /// Copies the blob unless the destination has it: `HEAD` first; then, if this process
+    /// sent the blob to another repository of the destination before, a cross-repository
+    /// mount from there (distribution-spec § Mounting a blob from another repository);
+    /// else (or if the destination answers 202 to the mount) the bytes. Returns what
+    /// happened.
+    async fn blob(&self, digest: &Digest) -> Result<BlobCopy, CopyError> {
         let url = format!("{}/v2/{}/blobs/{digest}", self.base, self.repo);
         let what = format!("checking blob {digest}");
         let head = self
             .send(&what, self.request(reqwest::Method::HEAD, &url))
             .await?;
         match head.status() {
-            StatusCode::OK => return Ok(false),
+            StatusCode::OK => return Ok(BlobCopy::Present),
             StatusCode::NOT_FOUND => {}
             s => return Err(status_error(&what, s, "")),
         }
         let what = format!("uploading blob {digest}");
-        let start = format!("{}/v2/{}/blobs/uploads/", self.base, self.repo);
+        let key = (
+            self.peer.region.clone(),
+            self.peer.registry_id.clone(),
+            digest.clone(),
+        );
+        let from = self
+            .h
+            .sent_to
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned());
+        let start = match from.filter(|f| *f != self.repo.as_str()) {
+            Some(from) => format!(
+                "{}/v2/{}/blobs/uploads/?mount={digest}&from={from}",
+                self.base, self.repo
+            ),
+            None => format!("{}/v2/{}/blobs/uploads/", self.base, self.repo),
+        };
         let resp = self
             .send(&what, self.request(reqwest::Method::POST, &start))
             .await?;
-        let resp = self.expect(&what, resp, &[StatusCode::ACCEPTED]).await?;
+        let resp = self
+            .expect(&what, resp, &[StatusCode::ACCEPTED, StatusCode::CREATED])
+            .await?;
+        if resp.status() == StatusCode::CREATED {
+            return Ok(BlobCopy::Mounted);
+        }
         let location = resp
             .headers()
             .get(reqwest::header::LOCATION)
@@ -482,7 +515,13 @@ impl Copy<'_> {
             .body(reqwest::Body::wrap_stream(stream));
         let resp = self.send(&what, req).await?;
         self.expect(&what, resp, &[StatusCode::CREATED]).await?;
-        Ok(true)
+        if let Ok(mut m) = self.h.sent_to.lock() {
+            if m.len() >= SENT_TO_CAPACITY {
+                m.clear();
+            }
+            m.insert(key, self.repo.to_string());
+        }
+        Ok(BlobCopy::Sent)
     }
 
     /// Copies the manifest `digest` (and all it references) unless the destination has
@@ -515,11 +554,13 @@ impl Copy<'_> {
             Box::pin(self.manifest(&child.descriptor.digest, stats)).await?;
         }
         for b in &parsed.blobs {
-            if self.blob(&b.digest).await? {
-                stats.blobs_sent += 1;
-                stats.bytes_sent += b.size;
-            } else {
-                stats.blobs_present += 1;
+            match self.blob(&b.digest).await? {
+                BlobCopy::Sent => {
+                    stats.blobs_sent += 1;
+                    stats.bytes_sent += b.size;
+                }
+                BlobCopy::Mounted => stats.blobs_mounted += 1,
+                BlobCopy::Present => stats.blobs_present += 1,
             }
         }
         self.put_manifest(&row.media_type, &row.body, &digest.to_string())
@@ -546,11 +587,26 @@ impl Copy<'_> {
     }
 }
 
+/// What [`Copy::blob`] did.
+enum BlobCopy {
+    /// The destination repository had it.
+    Present,
+    /// Mounted from another repository of the destination.
+    Mounted,
+    /// The bytes were sent.
+    Sent,
+}
+
+/// How many (destination, digest) → repository entries the mount hints keep before
+/// starting over (a hint only saves bytes; losing it costs one upload).
+const SENT_TO_CAPACITY: usize = 100_000;
+
 /// What one copy did (stored as the job's result).
 #[derive(Debug, Default, Serialize)]
 struct Stats {
     manifests_sent: u64,
     blobs_sent: u64,
+    blobs_mounted: u64,
     blobs_present: u64,
     bytes_sent: u64,
     referrers: u64,
