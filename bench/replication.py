@@ -16,6 +16,7 @@ Needs boto3 (.venv-clients/bin/python3).
 import hashlib
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -31,18 +32,9 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 50
 ACCOUNT = "111111111111"
 
 
-def free_port():
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def start(tmp, name, region, extra):
-    port = free_port()
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
     data = os.path.join(tmp, name)
     log = open(os.path.join(tmp, f"{name}.log"), "w")
     p = subprocess.Popen(

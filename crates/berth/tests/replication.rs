@@ -321,15 +321,18 @@ fn replication_events(node: &Node) -> Vec<Value> {
         .collect()
 }
 
-/// The shared deployments with the test configuration, and a scratch directory; `None`
-/// when a client is missing outside CI (the test is skipped loudly).
-fn setup(test: &str) -> Option<(&'static World, tempfile::TempDir)> {
+/// The shared deployments with the test configuration, and a scratch directory with the
+/// path for an OCI layout in it; `None` when a client is missing outside CI (the test is
+/// skipped loudly).
+fn setup(test: &str) -> Option<(&'static World, tempfile::TempDir, std::path::PathBuf)> {
     if !require(test, &["aws", "skopeo", "umoci"]) {
         return None;
     }
     let w = world();
     configure(w);
-    Some((w, tempfile::tempdir().unwrap()))
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    Some((w, dir, layout))
 }
 
 /// `skopeo copy [extra] oci:<layout>:<tag> docker://<source>/<dest>`.
@@ -449,10 +452,10 @@ fn replication_configuration_through_the_aws_cli() {
 // prefix goes nowhere.
 #[test]
 fn replicates_an_index_with_its_referrer_to_two_regions() {
-    let Some((w, dir)) = setup("replicates_an_index_with_its_referrer_to_two_regions") else {
+    let Some((w, _dir, layout)) = setup("replicates_an_index_with_its_referrer_to_two_regions")
+    else {
         return;
     };
-    let layout = dir.path().join("oci");
     let (index, children) = two_platform_layout(&layout, "replication");
     let index_size = layout_blob(&layout, &index).len();
     push_to_source(
@@ -616,10 +619,9 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
 // a failureCode that says so, and the pipeline's wait exits non-zero with the reason.
 #[test]
 fn a_destination_without_a_peer_fails_loudly() {
-    let Some((w, dir)) = setup("a_destination_without_a_peer_fails_loudly") else {
+    let Some((w, _dir, layout)) = setup("a_destination_without_a_peer_fails_loudly") else {
         return;
     };
-    let layout = dir.path().join("oci");
     umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"no peer\n")]);
     push_to_source(w, &layout, "v1", "nopeer/app:v1", &[]);
     let o = wait(
@@ -678,10 +680,10 @@ fn a_destination_without_a_peer_fails_loudly() {
 // destination repository is created (ecr:CreateRepository from the same statement).
 #[test]
 fn cross_account_needs_the_destinations_registry_policy() {
-    let Some((w, dir)) = setup("cross_account_needs_the_destinations_registry_policy") else {
+    let Some((w, _dir, layout)) = setup("cross_account_needs_the_destinations_registry_policy")
+    else {
         return;
     };
-    let layout = dir.path().join("oci");
     umoci_image(
         &layout,
         "v1",
@@ -755,10 +757,10 @@ fn cross_account_needs_the_destinations_registry_policy() {
 // the destination is back (same address), the image arrives and the status is COMPLETE.
 #[test]
 fn a_destination_that_was_down_completes_after_it_returns() {
-    let Some((w, dir)) = setup("a_destination_that_was_down_completes_after_it_returns") else {
+    let Some((w, _dir, layout)) = setup("a_destination_that_was_down_completes_after_it_returns")
+    else {
         return;
     };
-    let layout = dir.path().join("oci");
     umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"flaky\n")]);
     let mut node = w.flaky.lock().unwrap_or_else(|e| e.into_inner());
     node.kill();
