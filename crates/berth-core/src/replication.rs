@@ -246,8 +246,22 @@ impl ReplicationConfiguration {
     /// The distinct destinations of every rule whose filters match `repository` (a
     /// rule without filters matches every repository), in order of first appearance.
     pub fn destinations_for(&self, repository: &str) -> Vec<&ReplicationDestination> {
+        self.matching(repository, false)
+    }
+
+    /// The distinct destinations of every matching rule with `deleteReplication`
+    /// enabled: where deletions and tag removals in `repository` are replicated.
+    pub fn delete_destinations_for(&self, repository: &str) -> Vec<&ReplicationDestination> {
+        self.matching(repository, true)
+    }
+
+    fn matching(&self, repository: &str, deletes: bool) -> Vec<&ReplicationDestination> {
         let mut out: Vec<&ReplicationDestination> = Vec::new();
-        for rule in &self.rules {
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| !deletes || r.delete_replication.is_some_and(|d| d.enabled))
+        {
             let matches = match &rule.repository_filters {
                 None => true,
                 Some(fs) => fs.iter().any(|f| repository.starts_with(&f.filter)),
@@ -286,6 +300,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.destinations_for("myapp/web").len(), 2);
+        assert_eq!(c.delete_destinations_for("myapp/web").len(), 2);
         assert!(c.destinations_for("other/web").is_empty());
         let text = serde_json::to_value(&c).unwrap();
         assert_eq!(text["rules"][0]["deleteReplication"]["enabled"], true);
@@ -295,6 +310,8 @@ mod tests {
     fn a_rule_without_filters_matches_every_repository() {
         let c = cfg(json!({"rules":[{"destinations":[dest("eu-west-1")]}]})).unwrap();
         assert_eq!(c.destinations_for("anything").len(), 1);
+        // Deletes replicate only where deleteReplication is enabled.
+        assert!(c.delete_destinations_for("anything").is_empty());
     }
 
     #[test]

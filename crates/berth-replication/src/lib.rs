@@ -172,20 +172,69 @@ fn now_ms() -> i64 {
 /// Attempts per job: the deadline, not the count, ends the retries.
 const MAX_ATTEMPTS: u32 = 10_000;
 
+/// The job kind that replicates one deletion (a manifest by digest, or a tag) to one
+/// destination, for rules with `deleteReplication` enabled.
+pub const DELETE_JOB: &str = "replication.delete";
+
+/// What a [`DELETE_JOB`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletePayload {
+    /// The repository.
+    pub repository: String,
+    /// What was deleted: a digest (the image and its tags) or a tag.
+    pub reference: String,
+    /// Destination region.
+    pub region: String,
+    /// Destination registry.
+    pub registry_id: String,
+}
+
+impl ReplicationHook {
+    /// One [`DELETE_JOB`] per destination that replicates `repository`'s deletions.
+    fn delete_jobs(&self, repository: &RepositoryName, reference: String) -> Vec<NewJob> {
+        let cfg = self.config.get();
+        let deadline = now_ms().saturating_add(self.deadline.as_millis() as i64);
+        cfg.delete_destinations_for(repository.as_str())
+            .into_iter()
+            .map(|d| {
+                let key = format!("{repository}@{reference}|{}|{}", d.region, d.registry_id);
+                let payload = DeletePayload {
+                    repository: repository.to_string(),
+                    reference: reference.clone(),
+                    region: d.region.clone(),
+                    registry_id: d.registry_id.clone(),
+                };
+                NewJob::new(
+                    DELETE_JOB,
+                    serde_json::to_value(&payload).unwrap_or_default(),
+                )
+                .idempotency_key(key)
+                .max_attempts(MAX_ATTEMPTS)
+                .deadline(deadline)
+            })
+            .collect()
+    }
+}
+
 impl ChangeHook for ReplicationHook {
     fn jobs(&self, change: &Change<'_>) -> Vec<NewJob> {
-        let Change::ManifestPut {
-            repository,
-            digest,
-            tag,
-            ..
-        } = *change
-        else {
-            return Vec::new();
-        };
         if replicated_from().is_some() {
             return Vec::new();
         }
+        let (repository, digest, tag) = match *change {
+            Change::ManifestPut {
+                repository,
+                digest,
+                tag,
+                ..
+            } => (repository, digest, tag),
+            Change::ManifestDeleted {
+                repository, digest, ..
+            } => return self.delete_jobs(repository, digest.to_string()),
+            Change::TagDeleted {
+                repository, tag, ..
+            } => return self.delete_jobs(repository, tag.as_str().to_string()),
+        };
         let cfg = self.config.get();
         let deadline = now_ms().saturating_add(self.deadline.as_millis() as i64);
         cfg.destinations_for(repository.as_str())
@@ -753,7 +802,46 @@ impl ReplicateImage {
     }
 }
 
-/// The handler as a job handler object, for `Runner::register`.
-pub fn handler(h: ReplicateImage) -> Arc<dyn JobHandler> {
-    Arc::new(h)
+/// The handler of [`DELETE_JOB`]: `DELETE /v2/<name>/manifests/<reference>` at the
+/// destination (distribution-spec § Deleting manifests / tags); gone already (404) is
+/// success, other failures are classified as for copies.
+pub struct ReplicateDelete(pub Arc<ReplicateImage>);
+
+#[async_trait::async_trait]
+impl JobHandler for ReplicateDelete {
+    async fn run(&self, job: JobInput) -> Result<serde_json::Value, JobError> {
+        let p: DeletePayload = serde_json::from_value(job.payload)
+            .map_err(|e| JobError::Permanent(format!("bad replication payload: {e}")))?;
+        let h = &self.0;
+        let peer = h
+            .peers
+            .iter()
+            .find(|x| x.region == p.region && x.registry_id == p.registry_id)
+            .ok_or_else(|| {
+                JobError::Permanent(format!(
+                    "{}: no [[replication.peers]] entry for registry {} in region {}",
+                    FailureCode::PeerNotConfigured.as_str(),
+                    p.registry_id,
+                    p.region
+                ))
+            })?;
+        let repo = RepositoryName::parse(&p.repository)
+            .map_err(|_| JobError::Permanent("bad repository in job".into()))?;
+        let copy = Copy {
+            h,
+            peer,
+            repo,
+            base: peer.endpoint.trim_end_matches('/').to_string(),
+        };
+        let url = format!("{}/v2/{}/manifests/{}", copy.base, copy.repo, p.reference);
+        let what = format!("deleting {}", p.reference);
+        let resp = copy
+            .send(&what, copy.request(reqwest::Method::DELETE, &url))
+            .await
+            .map_err(CopyError::into_job_error)?;
+        copy.expect(&what, resp, &[StatusCode::ACCEPTED, StatusCode::NOT_FOUND])
+            .await
+            .map_err(CopyError::into_job_error)?;
+        Ok(serde_json::json!({"deleted": p.reference}))
+    }
 }

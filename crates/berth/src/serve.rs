@@ -260,37 +260,44 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         .reload_replication_configuration()
         .await
         .context("reading the replication configuration")?;
+    let replicate = Arc::new(
+        berth_replication::ReplicateImage::new(
+            registry.clone(),
+            s.replication.peers.clone(),
+            berth_replication::CopySettings {
+                source_region: iam.region().to_string(),
+                source_registry_id: iam.account().to_string(),
+                request_timeout: Duration::from_secs(s.replication_request_timeout_secs.max(1)),
+                max_backoff: REPLICATION_MAX_BACKOFF,
+            },
+        )
+        .map_err(anyhow::Error::msg)?
+        .with_events(berth_replication::EventSink {
+            jobs: meta.clone(),
+            origin: berth_events::Origin {
+                account: iam.account().to_string(),
+                region: iam.region().to_string(),
+            },
+        }),
+    );
+    let replication_kind = berth_jobs::KindConfig {
+        concurrency: 8,
+        lease: Duration::from_secs(s.job_lease_secs),
+        // A destination that is down is retried soon after it returns.
+        backoff: berth_jobs::Backoff {
+            base: Duration::from_millis(500),
+            max: REPLICATION_MAX_BACKOFF,
+        },
+    };
     runner.register(
         berth_replication::JOB_KIND,
-        berth_replication::handler(
-            berth_replication::ReplicateImage::new(
-                registry.clone(),
-                s.replication.peers.clone(),
-                berth_replication::CopySettings {
-                    source_region: iam.region().to_string(),
-                    source_registry_id: iam.account().to_string(),
-                    request_timeout: Duration::from_secs(s.replication_request_timeout_secs.max(1)),
-                    max_backoff: REPLICATION_MAX_BACKOFF,
-                },
-            )
-            .map_err(anyhow::Error::msg)?
-            .with_events(berth_replication::EventSink {
-                jobs: meta.clone(),
-                origin: berth_events::Origin {
-                    account: iam.account().to_string(),
-                    region: iam.region().to_string(),
-                },
-            }),
-        ),
-        berth_jobs::KindConfig {
-            concurrency: 8,
-            lease: Duration::from_secs(s.job_lease_secs),
-            // A destination that is down is retried soon after it returns.
-            backoff: berth_jobs::Backoff {
-                base: Duration::from_millis(500),
-                max: REPLICATION_MAX_BACKOFF,
-            },
-        },
+        replicate.clone(),
+        replication_kind,
+    );
+    runner.register(
+        berth_replication::DELETE_JOB,
+        Arc::new(berth_replication::ReplicateDelete(replicate)),
+        replication_kind,
     );
     let housekeeping = berth_jobs::KindConfig {
         concurrency: 1,

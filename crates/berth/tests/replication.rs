@@ -22,6 +22,7 @@
 //!   ECR's documentation shows, then COMPLETE.
 //! - A destination that is down (a fifth deployment, stopped): IN_PROGRESS while it
 //!   is, COMPLETE once it is back.
+//! - `deleteReplication`: deletions replicate where it is enabled, and only there.
 //! - A destination without a configured peer is `FAILED` with `PEER_NOT_CONFIGURED`
 //!   (never silently dropped), and `berth replication wait` exits non-zero naming it.
 //!
@@ -152,14 +153,16 @@ fn world() -> &'static World {
             .arg("--config")
             .arg(file.to_str().unwrap());
         let source = Node::start(&opts, None).unwrap_or_else(|e| panic!("source: {e}"));
-        World {
+        let world = World {
             source,
             ap,
             eu,
             xa,
             flaky: std::sync::Mutex::new(flaky),
             _config: config,
-        }
+        };
+        configure(&world);
+        world
     })
 }
 
@@ -196,18 +199,25 @@ fn dest(region: &str) -> Value {
 }
 
 /// The configuration every test relies on: `myapp/` to both destinations, `nopeer/` to
-/// a region no peer is configured for. Put through the real AWS CLI.
+/// a region no peer is configured for, `xacct/` to the other account, `flaky/` to the
+/// deployment one test stops, and `deltest/` to eu-west-1 with `deleteReplication`.
+/// Put once, when the deployments start: first the rules the installed AWS CLI can
+/// express, through it (its botocore model predates `deleteReplication` and refuses the
+/// member client-side), then the whole configuration with `deleteReplication` as a
+/// SigV4-signed PutReplicationConfiguration (the same wire call, signed as botocore
+/// signs it). Tests never put another one, so they cannot race on it.
 fn configure(w: &World) {
-    let cfg = json!({"rules": [
-        {"destinations": [dest("ap-south-1"), dest("eu-west-1")],
-         "repositoryFilters": [{"filter": "myapp/", "filterType": "PREFIX_MATCH"}]},
-        {"destinations": [dest("us-west-2")],
-         "repositoryFilters": [{"filter": "nopeer/", "filterType": "PREFIX_MATCH"}]},
-        {"destinations": [{"region": "eu-west-1", "registryId": OTHER}],
-         "repositoryFilters": [{"filter": "xacct/", "filterType": "PREFIX_MATCH"}]},
-        {"destinations": [dest("us-west-1")],
-         "repositoryFilters": [{"filter": "flaky/", "filterType": "PREFIX_MATCH"}]},
-    ]});
+    let mut rules = vec![
+        json!({"destinations": [dest("ap-south-1"), dest("eu-west-1")],
+               "repositoryFilters": [{"filter": "myapp/", "filterType": "PREFIX_MATCH"}]}),
+        json!({"destinations": [dest("us-west-2")],
+               "repositoryFilters": [{"filter": "nopeer/", "filterType": "PREFIX_MATCH"}]}),
+        json!({"destinations": [{"region": "eu-west-1", "registryId": OTHER}],
+               "repositoryFilters": [{"filter": "xacct/", "filterType": "PREFIX_MATCH"}]}),
+        json!({"destinations": [dest("us-west-1")],
+               "repositoryFilters": [{"filter": "flaky/", "filterType": "PREFIX_MATCH"}]}),
+    ];
+    let cfg = json!({ "rules": rules });
     let o = aws(
         &w.source,
         "us-east-1",
@@ -219,6 +229,40 @@ fn configure(w: &World) {
     );
     assert!(o.success(), "{}", o.describe());
     assert_eq!(parse_json(&o)["replicationConfiguration"], cfg);
+    rules.push(json!({"destinations": [dest("eu-west-1")],
+        "repositoryFilters": [{"filter": "deltest/", "filterType": "PREFIX_MATCH"}],
+        "deleteReplication": {"enabled": true}}));
+    let body = json!({"replicationConfiguration": {"rules": rules}}).to_string();
+    let url = w.source.url("/");
+    let (id, secret) = admin_key(&w.source);
+    let base = [
+        ("content-type", "application/x-amz-json-1.1"),
+        (
+            "x-amz-target",
+            "AmazonEC2ContainerRegistry_V20150921.PutReplicationConfiguration",
+        ),
+    ];
+    let signed = berth_iam::sigv4::sign(
+        "POST",
+        &url,
+        &base,
+        body.as_bytes(),
+        &id,
+        &secret,
+        None,
+        "us-east-1",
+        "ecr",
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    let mut headers: Vec<(&str, &str)> = base.to_vec();
+    headers.extend(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let r = http("POST", &url, &headers, Some(body.as_bytes()));
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(
+        r.json()["replicationConfiguration"]["rules"][4]["deleteReplication"]["enabled"],
+        true
+    );
 }
 
 /// An authenticated request to a destination (its administrator's key, Basic).
@@ -329,7 +373,6 @@ fn setup(test: &str) -> Option<(&'static World, tempfile::TempDir, std::path::Pa
         return None;
     }
     let w = world();
-    configure(w);
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("oci");
     Some((w, dir, layout))
@@ -435,7 +478,6 @@ fn replication_configuration_through_the_aws_cli() {
             "repositoryFilters": [{"filter": "myapp", "filterType": "SUFFIX_MATCH"}]}]}),
         "PREFIX_MATCH",
     );
-    configure(w);
     let o = aws(&w.source, "us-east-1", &["describe-registry"]);
     assert!(o.success(), "{}", o.describe());
     let v = parse_json(&o);
@@ -824,4 +866,73 @@ fn a_destination_that_was_down_completes_after_it_returns() {
     assert_eq!(status()[0]["status"], "COMPLETE");
     let r = dest_get(&node, "/v2/flaky/app/manifests/v1");
     assert_eq!(r.status, 200, "{}", r.describe());
+}
+
+// deleteReplication (botocore ReplicationRule.deleteReplication): with it enabled, an
+// image deleted in the source (ECR BatchDeleteImage of its last tag) is deleted in the
+// destination; without it (the `myapp/` rule) a deletion causes no replication job.
+#[test]
+fn deletes_replicate_only_where_delete_replication_is_enabled() {
+    let Some((w, _dir, layout)) =
+        setup("deletes_replicate_only_where_delete_replication_is_enabled")
+    else {
+        return;
+    };
+    umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"deletes\n")]);
+    for repo in ["deltest/app", "myapp/kept"] {
+        push_to_source(w, &layout, "v1", &format!("{repo}:v1"), &[]);
+        let o = wait(
+            w,
+            &["--repository", repo, "--image-tag", "v1", "--timeout", "2m"],
+        );
+        assert!(o.success(), "{repo}: {}", o.describe());
+        let o = aws(
+            &w.source,
+            "us-east-1",
+            &[
+                "batch-delete-image",
+                "--repository-name",
+                repo,
+                "--image-ids",
+                "imageTag=v1",
+            ],
+        );
+        assert!(o.success(), "{}", o.describe());
+        assert_eq!(parse_json(&o)["failures"], json!([]), "{}", o.describe());
+    }
+    // Enabled: the destination's image goes (a job; polled until it ran).
+    let mut gone = false;
+    for _ in 0..600 {
+        if dest_get(&w.eu, "/v2/deltest/app/manifests/v1").status == 404 {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        gone,
+        "deltest/app:v1 still in eu-west-1\n{}",
+        w.source.log_tail()
+    );
+    // Not enabled: no deletion was sent, and the destination keeps the image.
+    let o = run(
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("admin")
+            .arg("--data-dir")
+            .arg(w.source.data_dir())
+            .args(["jobs", "list", "--kind", "replication.delete"]),
+        SHORT,
+    );
+    let jobs = parse_json(&o);
+    let repos: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["payload"]["repository"].as_str().unwrap())
+        .collect();
+    assert!(
+        repos.contains(&"deltest/app") && !repos.contains(&"myapp/kept"),
+        "{jobs}"
+    );
+    assert_eq!(dest_get(&w.eu, "/v2/myapp/kept/manifests/v1").status, 200);
 }
