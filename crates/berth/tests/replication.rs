@@ -378,6 +378,49 @@ fn setup(test: &str) -> Option<(&'static World, tempfile::TempDir, std::path::Pa
     Some((w, dir, layout))
 }
 
+/// `berth replication wait --repository <repository> --image-tag <tag> --timeout <timeout>`.
+fn wait_tag(w: &World, repository: &str, tag: &str, timeout: &str) -> Output {
+    wait(
+        w,
+        &[
+            "--repository",
+            repository,
+            "--image-tag",
+            tag,
+            "--timeout",
+            timeout,
+        ],
+    )
+}
+
+/// `aws ecr describe-image-replication-status` of `repository:v1` in the source.
+fn status_of(w: &World, repository: &str) -> Value {
+    let o = aws(
+        &w.source,
+        "us-east-1",
+        &[
+            "describe-image-replication-status",
+            "--repository-name",
+            repository,
+            "--image-id",
+            "imageTag=v1",
+        ],
+    );
+    assert!(o.success(), "{}", o.describe());
+    parse_json(&o)
+}
+
+/// [`setup`] for the test function named `$test`, which returns (skipped) when it gives
+/// `None`.
+macro_rules! setup {
+    ($test:ident) => {
+        match setup(stringify!($test)) {
+            Some(shared) => shared,
+            None => return,
+        }
+    };
+}
+
 /// `skopeo copy [extra] oci:<layout>:<tag> docker://<source>/<dest>`.
 fn push_to_source(w: &World, layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
     let o = run(
@@ -494,10 +537,7 @@ fn replication_configuration_through_the_aws_cli() {
 // prefix goes nowhere.
 #[test]
 fn replicates_an_index_with_its_referrer_to_two_regions() {
-    let Some((w, _dir, layout)) = setup("replicates_an_index_with_its_referrer_to_two_regions")
-    else {
-        return;
-    };
+    let (w, _dir, layout) = setup!(replicates_an_index_with_its_referrer_to_two_regions);
     let (index, children) = two_platform_layout(&layout, "replication");
     let index_size = layout_blob(&layout, &index).len();
     push_to_source(
@@ -548,19 +588,7 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
         );
     }
     // ECR's status API through the real AWS CLI.
-    let o = aws(
-        &w.source,
-        "us-east-1",
-        &[
-            "describe-image-replication-status",
-            "--repository-name",
-            "myapp/web",
-            "--image-id",
-            "imageTag=v1",
-        ],
-    );
-    assert!(o.success(), "{}", o.describe());
-    let v = parse_json(&o);
+    let v = status_of(w, "myapp/web");
     assert_eq!(v["imageId"]["imageDigest"], index.as_str());
     let mut statuses: Vec<(String, String)> = v["replicationStatuses"]
         .as_array()
@@ -642,41 +670,18 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
             "{got:?}"
         );
     }
-    let o = aws(
-        &w.source,
-        "us-east-1",
-        &[
-            "describe-image-replication-status",
-            "--repository-name",
-            "other/web",
-            "--image-id",
-            "imageTag=v1",
-        ],
-    );
-    assert!(o.success(), "{}", o.describe());
-    assert_eq!(parse_json(&o)["replicationStatuses"], json!([]));
+    let v = status_of(w, "other/web");
+    assert_eq!(v["replicationStatuses"], json!([]));
 }
 
 // "Never fails silently": a destination this deployment has no peer for is FAILED with
 // a failureCode that says so, and the pipeline's wait exits non-zero with the reason.
 #[test]
 fn a_destination_without_a_peer_fails_loudly() {
-    let Some((w, _dir, layout)) = setup("a_destination_without_a_peer_fails_loudly") else {
-        return;
-    };
+    let (w, _dir, layout) = setup!(a_destination_without_a_peer_fails_loudly);
     umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"no peer\n")]);
     push_to_source(w, &layout, "v1", "nopeer/app:v1", &[]);
-    let o = wait(
-        w,
-        &[
-            "--repository",
-            "nopeer/app",
-            "--image-tag",
-            "v1",
-            "--timeout",
-            "1m",
-        ],
-    );
+    let o = wait_tag(w, "nopeer/app", "v1", "1m");
     assert!(!o.success(), "wait must fail: {}", o.describe());
     assert!(
         o.stderr
@@ -684,18 +689,7 @@ fn a_destination_without_a_peer_fails_loudly() {
         "{}",
         o.describe()
     );
-    let o = aws(
-        &w.source,
-        "us-east-1",
-        &[
-            "describe-image-replication-status",
-            "--repository-name",
-            "nopeer/app",
-            "--image-id",
-            "imageTag=v1",
-        ],
-    );
-    let v = parse_json(&o);
+    let v = status_of(w, "nopeer/app");
     assert_eq!(v["replicationStatuses"][0]["status"], "FAILED", "{v}");
     assert!(
         v["replicationStatuses"][0]["failureCode"]
@@ -722,10 +716,7 @@ fn a_destination_without_a_peer_fails_loudly() {
 // destination repository is created (ecr:CreateRepository from the same statement).
 #[test]
 fn cross_account_needs_the_destinations_registry_policy() {
-    let Some((w, _dir, layout)) = setup("cross_account_needs_the_destinations_registry_policy")
-    else {
-        return;
-    };
+    let (w, _dir, layout) = setup!(cross_account_needs_the_destinations_registry_policy);
     umoci_image(
         &layout,
         "v1",
@@ -734,17 +725,7 @@ fn cross_account_needs_the_destinations_registry_policy() {
     );
     let push = |tag: &str| push_to_source(w, &layout, "v1", &format!("xacct/app:{tag}"), &[]);
     push("v1");
-    let o = wait(
-        w,
-        &[
-            "--repository",
-            "xacct/app",
-            "--image-tag",
-            "v1",
-            "--timeout",
-            "1m",
-        ],
-    );
+    let o = wait_tag(w, "xacct/app", "v1", "1m");
     assert!(
         !o.success(),
         "wait must fail without the policy: {}",
@@ -773,17 +754,7 @@ fn cross_account_needs_the_destinations_registry_policy() {
     );
     assert!(o.success(), "{}", o.describe());
     push("v2");
-    let o = wait(
-        w,
-        &[
-            "--repository",
-            "xacct/app",
-            "--image-tag",
-            "v2",
-            "--timeout",
-            "2m",
-        ],
-    );
+    let o = wait_tag(w, "xacct/app", "v2", "2m");
     assert!(
         o.success(),
         "with the policy: {}\n{}",
@@ -799,45 +770,18 @@ fn cross_account_needs_the_destinations_registry_policy() {
 // the destination is back (same address), the image arrives and the status is COMPLETE.
 #[test]
 fn a_destination_that_was_down_completes_after_it_returns() {
-    let Some((w, _dir, layout)) = setup("a_destination_that_was_down_completes_after_it_returns")
-    else {
-        return;
-    };
+    let (w, _dir, layout) = setup!(a_destination_that_was_down_completes_after_it_returns);
     umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"flaky\n")]);
     let mut node = w.flaky.lock().unwrap_or_else(|e| e.into_inner());
     node.kill();
     push_to_source(w, &layout, "v1", "flaky/app:v1", &[]);
-    let status = || {
-        let o = aws(
-            &w.source,
-            "us-east-1",
-            &[
-                "describe-image-replication-status",
-                "--repository-name",
-                "flaky/app",
-                "--image-id",
-                "imageTag=v1",
-            ],
-        );
-        assert!(o.success(), "{}", o.describe());
-        parse_json(&o)["replicationStatuses"].clone()
-    };
+    let status = || status_of(w, "flaky/app")["replicationStatuses"].clone();
     let v = status();
     assert_eq!(v[0]["region"], "us-west-1", "{v}");
     assert_eq!(v[0]["status"], "IN_PROGRESS", "{v}");
     // The copy has failed at least once against the stopped destination by now: the
     // job is retrying, not dead.
-    let o = wait(
-        w,
-        &[
-            "--repository",
-            "flaky/app",
-            "--image-tag",
-            "v1",
-            "--timeout",
-            "3s",
-        ],
-    );
+    let o = wait_tag(w, "flaky/app", "v1", "3s");
     assert!(!o.success(), "{}", o.describe());
     assert!(
         o.stderr.contains("timed out") && o.stderr.contains("us-west-1:111111111111 IN_PROGRESS"),
@@ -846,17 +790,7 @@ fn a_destination_that_was_down_completes_after_it_returns() {
     );
     assert_eq!(status()[0]["status"], "IN_PROGRESS");
     node.restart().unwrap();
-    let o = wait(
-        w,
-        &[
-            "--repository",
-            "flaky/app",
-            "--image-tag",
-            "v1",
-            "--timeout",
-            "2m",
-        ],
-    );
+    let o = wait_tag(w, "flaky/app", "v1", "2m");
     assert!(
         o.success(),
         "after the destination returned: {}\n{}",
@@ -873,18 +807,11 @@ fn a_destination_that_was_down_completes_after_it_returns() {
 // destination; without it (the `myapp/` rule) a deletion causes no replication job.
 #[test]
 fn deletes_replicate_only_where_delete_replication_is_enabled() {
-    let Some((w, _dir, layout)) =
-        setup("deletes_replicate_only_where_delete_replication_is_enabled")
-    else {
-        return;
-    };
+    let (w, _dir, layout) = setup!(deletes_replicate_only_where_delete_replication_is_enabled);
     umoci_image(&layout, "v1", "amd64", &[("etc/berth-test", b"deletes\n")]);
     for repo in ["deltest/app", "myapp/kept"] {
         push_to_source(w, &layout, "v1", &format!("{repo}:v1"), &[]);
-        let o = wait(
-            w,
-            &["--repository", repo, "--image-tag", "v1", "--timeout", "2m"],
-        );
+        let o = wait_tag(w, repo, "v1", "2m");
         assert!(o.success(), "{repo}: {}", o.describe());
         let o = aws(
             &w.source,
