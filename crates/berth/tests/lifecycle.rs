@@ -207,7 +207,22 @@ fn lifecycle_preview_equals_the_run_and_excluded_prefixes_survive() {
     let cached_preview = boto3(&reg, &["preview", CACHED]);
     assert_eq!(cached_preview, serde_json::json!([]), "excluded prefix");
 
-    // On demand: `berth admin lifecycle run`.
+    // On demand: `berth admin lifecycle run` (a repository that does not exist is
+    // named as such, not as one without a policy).
+    let mut missing = Command::new(env!("CARGO_BIN_EXE_berth"));
+    missing
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(reg.data_dir())
+        .args(["lifecycle", "run", "--repository", "lc/no-such-repo"]);
+    let o = run_unchecked(&mut missing, SHORT);
+    assert!(
+        !o.success()
+            && o.stderr
+                .contains("repository lc/no-such-repo does not exist"),
+        "{}",
+        o.describe()
+    );
     let out = admin(&reg, &["lifecycle", "run"]);
     let lines: Vec<Value> = out
         .lines()
