@@ -185,6 +185,10 @@ pub struct S3Settings {
     /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`); `None` leaves the choice to the
     /// backend's default credential chain.
     pub credentials: Option<S3Credentials>,
+    /// `storage_s3_presign_secs`: redirect blob GETs to presigned URLs valid this long.
+    pub presign_downloads: Option<std::time::Duration>,
+    /// `storage_s3_no_conditional_put`: the store lacks `If-None-Match: *` on PUT.
+    pub no_conditional_put: bool,
 }
 
 /// Static S3 credentials.
@@ -257,6 +261,21 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub storage_s3_secret_access_key: Option<Secret>,
+
+    /// Answer blob GETs of `s3://` storage with `307 Temporary Redirect` to a presigned
+    /// S3 URL valid this many seconds (as ECR and distribution do), instead of streaming
+    /// the bytes through Berth; clients must then reach the S3 endpoint themselves.
+    /// [default: stream through Berth]
+    #[arg(long, env = "BERTH_STORAGE_S3_PRESIGN_SECS", value_name = "SECS")]
+    pub storage_s3_presign_secs: Option<u64>,
+
+    /// For S3-compatible stores without conditional creates (`If-None-Match: *` on PUT):
+    /// two racing appends at one upload offset may then both be acknowledged (a blob
+    /// still never becomes visible under a wrong digest). Config file only; see
+    /// docs/storage.md. [default: false]
+    #[arg(skip)]
+    #[serde(default)]
+    pub storage_s3_no_conditional_put: bool,
 
     /// Optional TOML file with any of these settings; flags and environment override it.
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
@@ -674,7 +693,9 @@ impl Settings {
                 self.storage_s3_endpoint.is_none()
                     && self.storage_s3_region.is_none()
                     && self.storage_s3_access_key_id.is_none()
-                    && self.storage_s3_secret_access_key.is_none(),
+                    && self.storage_s3_secret_access_key.is_none()
+                    && self.storage_s3_presign_secs.is_none()
+                    && !self.storage_s3_no_conditional_put,
                 "the storage_s3_* settings apply to s3:// storage only (storage is {:?})",
                 self.storage.as_deref().unwrap_or("the data directory")
             );
@@ -795,6 +816,10 @@ impl Settings {
             endpoint: self.storage_s3_endpoint.clone(),
             region,
             credentials,
+            presign_downloads: self
+                .storage_s3_presign_secs
+                .map(std::time::Duration::from_secs),
+            no_conditional_put: self.storage_s3_no_conditional_put,
         })
     }
 
@@ -1012,6 +1037,24 @@ mod tests {
         assert_eq!(c.access_key_id, "AKIAX");
         assert_eq!(c.secret_access_key.0, "s3cr3t");
         assert!(!format!("{s:?}").contains("s3cr3t"));
+        // docs/storage.md's presigned downloads and stores without conditional creates.
+        std::fs::write(
+            &f,
+            "storage = \"s3://ok-bucket\"\nstorage_s3_presign_secs = 300\n\
+             storage_s3_no_conditional_put = true\n",
+        )
+        .unwrap();
+        let c = load(&["--config", cfg]).unwrap().s3().unwrap();
+        assert_eq!(
+            c.presign_downloads,
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert!(c.no_conditional_put);
+        let e = load(&["--storage-s3-presign-secs", "60"]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("apply to s3:// storage only"),
+            "{e:#}"
+        );
     }
 
     /// Issue 9: replication peers come from the config file only, and their secrets
