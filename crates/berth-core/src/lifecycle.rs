@@ -29,9 +29,11 @@
 //! - images referenced by an image index, and referrers (manifests whose `subject` is in
 //!   the repository), are never expired before or without their parent: rules select
 //!   only *top-level* images, and a dependent follows when every parent it has in the
-//!   repository is expired. A dependent that carries tags of its own is left alone (no
-//!   rule selected it); once its parents are gone it is a top-level image of the next
-//!   evaluation.
+//!   repository is expired. A dependent that carries tags of its own does not simply
+//!   follow (no rule selected it): once every parent of it is expired it is a top-level
+//!   image, and the rules are applied again to what remains — in the same evaluation, so
+//!   one run (and its preview) does what successive runs would, and never leaves a tagged
+//!   child for the next run.
 //!
 //! Archival (`storageClass: archive`, `sinceImageTransitioned`, action `transition`) is
 //! refused: Berth has one storage class.
@@ -489,7 +491,48 @@ pub struct Expiry {
 /// expire in the order they must be deleted: images selected by rules oldest first
 /// (push time, then digest), each dependent after all its parents. Pure: the same input
 /// gives the same answer, which is why a preview equals the run that follows it.
+///
+/// Applied to a fixed point: after a round, the expired images are taken out and the
+/// rules applied again to the rest, until a round expires nothing. Only a round that
+/// freed a tagged dependent (all its parents expired) can expire more, so this is what
+/// successive evaluations at `now` would do, in one; later rounds' images come after
+/// earlier rounds' (a parent is always deleted before its former children).
 pub fn evaluate(policy: &LifecyclePolicy, images: &[LifecycleImage], now: i64) -> Vec<Expiry> {
+    let mut out = evaluate_round(policy, images, now);
+    if out.is_empty() {
+        return out;
+    }
+    let mut remaining: Vec<&LifecycleImage> = images.iter().collect();
+    let mut round_len = out.len();
+    loop {
+        let gone: HashSet<&str> = out[out.len() - round_len..]
+            .iter()
+            .map(|e| e.digest.as_str())
+            .collect();
+        // Only a tagged dependent whose parents all went can change the next round.
+        let freed = remaining.iter().any(|i| {
+            !i.tags.is_empty()
+                && !gone.contains(i.digest.as_str())
+                && !i.parents.is_empty()
+                && i.parents.iter().any(|p| gone.contains(p.as_str()))
+        });
+        remaining.retain(|i| !gone.contains(i.digest.as_str()));
+        if !freed {
+            return out;
+        }
+        let rest: Vec<LifecycleImage> = remaining.iter().map(|i| (*i).clone()).collect();
+        let round = evaluate_round(policy, &rest, now);
+        if round.is_empty() {
+            return out;
+        }
+        round_len = round.len();
+        out.extend(round);
+    }
+}
+
+/// One round of [`evaluate`]: the rules over the top-level images of `images`, and the
+/// untagged dependents that follow them.
+fn evaluate_round(policy: &LifecyclePolicy, images: &[LifecycleImage], now: i64) -> Vec<Expiry> {
     let present: HashSet<&str> = images.iter().map(|i| i.digest.as_str()).collect();
     // An image's parents that are among the images (a missing subject is no parent).
     fn parents_in<'a>(i: &'a LifecycleImage, present: &HashSet<&str>) -> Vec<&'a str> {

@@ -1,7 +1,7 @@
 //! The change hook that turns registry changes into `ECR Image Action` events.
 
 use crate::FANOUT;
-use berth_events::{Event, ImageAction, Origin};
+use berth_events::{Event, EventDetail, ImageAction, Origin, ReplicationAction};
 use berth_jobs::Waker;
 use berth_meta::changes::{Change, ChangeHook};
 use berth_meta::jobs::NewJob;
@@ -24,14 +24,20 @@ impl EventHook {
     }
 
     fn job(&self, action: ImageAction) -> NewJob {
-        let event = Event::new(&action, &self.origin, time::OffsetDateTime::now_utc());
-        // The event as text: deliveries send exactly these bytes, keys in AWS's order.
-        let text = serde_json::to_string(&event).unwrap_or_default();
-        NewJob::new(
-            FANOUT,
-            serde_json::json!({ "event": text, "event_id": event.id }),
-        )
+        event_job(&action, &self.origin)
     }
+}
+
+/// The [`FANOUT`] job of a new event of `detail`'s kind from `origin`, now: its `id` is
+/// fixed here, so retries and duplicates of the job share it.
+pub fn event_job<D: EventDetail>(detail: &D, origin: &Origin) -> NewJob {
+    let event = Event::new(detail, origin, time::OffsetDateTime::now_utc());
+    // The event as text: deliveries send exactly these bytes, keys in AWS's order.
+    let text = serde_json::to_string(&event).unwrap_or_default();
+    NewJob::new(
+        FANOUT,
+        serde_json::json!({ "event": text, "event_id": event.id }),
+    )
 }
 
 impl ChangeHook for EventHook {
@@ -42,11 +48,35 @@ impl ChangeHook for EventHook {
                 digest,
                 tag,
                 ..
-            } => vec![self.job(ImageAction::push(
-                repository.as_str(),
-                &digest.to_string(),
-                tag.map(|t| t.as_str()),
-            ))],
+            } => {
+                let mut jobs = vec![self.job(ImageAction::push(
+                    repository.as_str(),
+                    &digest.to_string(),
+                    tag.map(|t| t.as_str()),
+                ))];
+                // A tag another registry's replication put here: the destination's
+                // `ECR Replication Action` (one per replicated tag).
+                if let (Some(source), Some(tag)) = (berth_meta::changes::replicated_from(), tag) {
+                    let (region, account) = source.split_once('/').unwrap_or((&source, ""));
+                    jobs.push(event_job(
+                        &ReplicationAction {
+                            result: "SUCCESS".into(),
+                            repository_name: repository.to_string(),
+                            image_digest: digest.to_string(),
+                            source_account: account.to_string(),
+                            action_type: "REPLICATE".into(),
+                            source_region: region.to_string(),
+                            image_tag: Some(tag.as_str().to_string()),
+                            destination_region: None,
+                            destination_account: None,
+                            failure_code: None,
+                            failure_reason: None,
+                        },
+                        &self.origin,
+                    ));
+                }
+                jobs
+            }
             Change::ManifestDeleted {
                 repository,
                 digest,

@@ -41,7 +41,7 @@ mod targets;
 
 pub use deliver::{Deliver, DeliverConfig};
 pub use fanout::FanOut;
-pub use hook::EventHook;
+pub use hook::{event_job, EventHook};
 pub use targets::TargetCache;
 
 /// The job kind that matches an event against the rules and enqueues its deliveries.

@@ -198,6 +198,54 @@ pub struct ImageScan {
 
 impl EventDetail for ImageScan {
     const DETAIL_TYPE: &'static str = "ECR Image Scan";
+    /// The repository's ARN in the registry that emits the event (AWS's sample).
+    fn resources(&self, origin: &Origin) -> Vec<String> {
+        vec![origin.repository_arn(&self.repository_name)]
+    }
+}
+
+/// `detail` of `ECR Replication Action` (ECR_REFERENCE.md §3), keys in the order of AWS's
+/// sample: `result`, `repository-name`, `image-digest`, `source-account`, `action-type`
+/// (`REPLICATE`), `source-region`, `image-tag`. AWS says a failure "may include
+/// additional error information" without naming keys; Berth adds `destination-region`
+/// and `destination-account` (on the source's events) and, on `FAILED`, `failure-code`
+/// and `failure-reason` (the `failureCode` of DescribeImageReplicationStatus, split at
+/// its first `: `).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ReplicationAction {
+    /// `SUCCESS` or `FAILED`.
+    pub result: String,
+    /// The repository (the same name in source and destination).
+    pub repository_name: String,
+    /// The image's digest.
+    pub image_digest: String,
+    /// The source registry's account.
+    pub source_account: String,
+    /// Always `REPLICATE`.
+    pub action_type: String,
+    /// The source registry's region.
+    pub source_region: String,
+    /// The tag replicated, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub image_tag: Option<String>,
+    /// Berth: the destination's region (source-side events).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub destination_region: Option<String>,
+    /// Berth: the destination's account (source-side events).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub destination_account: Option<String>,
+    /// Berth: why it failed (a code such as `DESTINATION_ACCESS_DENIED`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub failure_code: Option<String>,
+    /// Berth: the failure's message.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub failure_reason: Option<String>,
+}
+
+impl EventDetail for ReplicationAction {
+    const DETAIL_TYPE: &'static str = "ECR Replication Action";
+    /// The repository's ARN in the registry that emits the event (AWS's sample).
     fn resources(&self, origin: &Origin) -> Vec<String> {
         vec![origin.repository_arn(&self.repository_name)]
     }

@@ -20,5 +20,7 @@ pub mod event;
 pub mod pattern;
 pub mod signature;
 
-pub use event::{Event, EventDetail, ImageAction, ImageActionType, ImageScan, Origin};
+pub use event::{
+    Event, EventDetail, ImageAction, ImageActionType, ImageScan, Origin, ReplicationAction,
+};
 pub use pattern::{parse, Pattern, PatternError};

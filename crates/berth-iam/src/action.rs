@@ -222,11 +222,41 @@ impl EventsAction {
     }
 }
 
+/// ECR's IAM actions that are permissions only, not API operations (AWS Service
+/// Authorization Reference, "Actions defined by Amazon ECR": "Permission only").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EcrPermission {
+    /// `ecr:ReplicateImage`: what a destination registry's policy grants a source
+    /// account so its replication may push into the destination (ECR_REFERENCE §2.5).
+    ReplicateImage,
+}
+
+impl EcrPermission {
+    /// Every permission-only ECR action.
+    pub const ALL: &'static [EcrPermission] = &[EcrPermission::ReplicateImage];
+
+    /// The name after `ecr:` (`ReplicateImage`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EcrPermission::ReplicateImage => "ReplicateImage",
+        }
+    }
+
+    /// The IAM action name as policies write it (`ecr:ReplicateImage`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EcrPermission::ReplicateImage => "ecr:ReplicateImage",
+        }
+    }
+}
+
 /// An IAM action Berth authorises. Closed: adding a service adds a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
-    /// `ecr:*` actions.
+    /// `ecr:*` actions of ECR API operations.
     Ecr(EcrAction),
+    /// `ecr:*` permission-only actions (no operation: `ecr:ReplicateImage`).
+    EcrPermission(EcrPermission),
     /// `events:*` actions (the EventBridge API, issue 8).
     Events(EventsAction),
 }
@@ -236,6 +266,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Ecr(a) => a.as_str(),
+            Action::EcrPermission(a) => a.as_str(),
             Action::Events(a) => a.as_str(),
         }
     }
@@ -252,6 +283,13 @@ impl Action {
                 .copied()
                 .find(|a| a.name().eq_ignore_ascii_case(action))
                 .map(Action::Ecr)
+                .or_else(|| {
+                    EcrPermission::ALL
+                        .iter()
+                        .copied()
+                        .find(|a| a.name().eq_ignore_ascii_case(action))
+                        .map(Action::EcrPermission)
+                })
         } else if service.eq_ignore_ascii_case("events") {
             EventsAction::ALL
                 .iter()
@@ -273,6 +311,12 @@ impl From<EcrAction> for Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl From<EcrPermission> for Action {
+    fn from(a: EcrPermission) -> Action {
+        Action::EcrPermission(a)
     }
 }
 
@@ -307,6 +351,10 @@ mod tests {
             Some(Action::Ecr(EcrAction::PutImage))
         );
         assert_eq!(Action::parse("ecr:PutImages"), None);
+        assert_eq!(
+            Action::parse("ecr:replicateimage").map(Action::as_str),
+            Some("ecr:ReplicateImage")
+        );
         assert_eq!(Action::parse("s3:GetObject"), None);
         assert_eq!(Action::parse("PutImage"), None);
         assert_eq!(EcrAction::from_name("putimage"), None);

@@ -20,6 +20,6 @@ pub mod service;
 pub mod sigv4;
 pub mod token;
 
-pub use action::{Action, EcrAction, EventsAction};
+pub use action::{Action, EcrAction, EcrPermission, EventsAction};
 pub use principal::{AccountId, Principal, PrincipalKind};
 pub use service::{AuthError, AuthorizationToken, Caller, Denied, Iam, IamConfig, IamError};

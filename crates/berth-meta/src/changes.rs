@@ -103,3 +103,17 @@ pub(crate) fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+tokio::task_local! {
+    /// Set (to the source, `<region>/<registryId>`) while a request that another
+    /// registry's replication sent is being served: hooks see it inside the store's
+    /// transaction (same task), and replication does not chain (ECR: an image that
+    /// arrived by replication is not replicated again).
+    pub static REPLICATED_FROM: String;
+}
+
+/// The source registry of the replication this task serves, if it serves one
+/// (see [`REPLICATED_FROM`]).
+pub fn replicated_from() -> Option<String> {
+    REPLICATED_FROM.try_with(|s| s.clone()).ok()
+}

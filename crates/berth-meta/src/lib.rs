@@ -28,7 +28,9 @@ mod postgres_gc;
 mod postgres_iam;
 pub mod postgres_jobs;
 mod postgres_lifecycle;
+mod postgres_replication;
 mod postgres_repository;
+pub mod replication;
 pub mod repository;
 mod scan_sql;
 pub mod scanning;
@@ -38,6 +40,7 @@ mod sqlite_gc;
 mod sqlite_iam;
 pub mod sqlite_jobs;
 mod sqlite_lifecycle;
+mod sqlite_replication;
 mod sqlite_repository;
 
 use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
@@ -50,6 +53,7 @@ pub use iam::IamStore;
 pub use jobs::JobStore;
 pub use lifecycle::LifecycleStore;
 pub use postgres::PgMeta;
+pub use replication::ReplicationStore;
 pub use repository::{
     ImageRecord, RepositoryRecord, RepositorySettings, RepositoryStore, TagStatus,
 };
@@ -223,11 +227,20 @@ pub struct PutOutcome {
 /// Repository settings and image listings are the [`RepositoryStore`] half; the event
 /// configuration (EventBridge rules, targets, connections, API destinations) is the
 /// [`EventConfigStore`] part; what garbage collection needs is the [`GcStore`] part;
-/// lifecycle policies and previews the [`LifecycleStore`] part; vulnerability scanning's
-/// rows the [`ScanStore`] part.
+/// lifecycle policies and previews the [`LifecycleStore`] part; the replication
+/// configuration and an image's replication jobs the [`ReplicationStore`] part;
+/// vulnerability scanning's rows the [`ScanStore`] part.
 #[async_trait::async_trait]
 pub trait MetaStore:
-    RepositoryStore + EventConfigStore + GcStore + LifecycleStore + ScanStore + Send + Sync + 'static
+    RepositoryStore
+    + EventConfigStore
+    + GcStore
+    + LifecycleStore
+    + ReplicationStore
+    + ScanStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Whether the repository exists.
     async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool>;

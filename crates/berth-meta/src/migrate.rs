@@ -112,6 +112,38 @@ pub async fn copy_sqlite_to_postgres(
     Ok(report)
 }
 
+/// Why `dst` cannot receive a copy of `src`, if it cannot: it already holds another
+/// registry (a default account other than the source's, or repositories while it has no
+/// account at all). `None`: the destination is empty, or holds an earlier, interrupted
+/// copy of this same registry (same default account), which a rerun resumes. Checked
+/// before anything is copied — blobs included — so a wrong `--to` changes nothing.
+/// Errors: a database failed.
+pub async fn destination_conflict(src: &SqliteMeta, dst: &PgMeta) -> Result<Option<String>> {
+    let source: Option<String> =
+        sqlx::query_scalar("SELECT account_id FROM iam_accounts WHERE is_default = 1")
+            .fetch_optional(&src.reader)
+            .await?;
+    let destination: Option<String> =
+        sqlx::query_scalar("SELECT account_id FROM iam_accounts WHERE is_default")
+            .fetch_optional(&dst.pool)
+            .await?;
+    let repositories: i64 = sqlx::query_scalar("SELECT count(*) FROM repositories")
+        .fetch_one(&dst.pool)
+        .await?;
+    Ok(match (source, destination) {
+        (Some(s), Some(d)) if s != d => Some(format!(
+            "the destination database already holds another registry (default account \
+             {d}; this registry's is {s}): migrate into an empty database, or drop that \
+             registry first"
+        )),
+        (_, None) if repositories > 0 => Some(format!(
+            "the destination database already holds {repositories} repositories of another \
+             registry: migrate into an empty database"
+        )),
+        _ => None,
+    })
+}
+
 /// The destination's columns of `table`, in order, and its primary-key columns.
 async fn pg_columns(dst: &PgMeta, table: &str) -> Result<(Vec<PgColumn>, Vec<String>)> {
     let cols: Vec<(String, String)> = sqlx::query_as(

@@ -180,7 +180,8 @@ impl From<RegistryError> for OciError {
             | E::LifecyclePolicyInvalid(_)
             | E::LifecyclePolicyNotFound(_)
             | E::LifecyclePreviewInProgress(_)
-            | E::LifecyclePreviewNotFound(_) => (C::Unsupported, Some(StatusCode::CONFLICT)),
+            | E::LifecyclePreviewNotFound(_)
+            | E::ReplicationConfigInvalid(_) => (C::Unsupported, Some(StatusCode::CONFLICT)),
             E::Internal(_) => (C::Unknown, None),
         };
         let mut err = OciError::new(code, msg);

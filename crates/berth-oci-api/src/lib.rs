@@ -62,6 +62,10 @@ pub fn router(registry: Registry, iam: Iam) -> Router {
         .with_state(Api { reg: registry, iam })
 }
 
+/// The header a replicating registry sends with every request of a copy:
+/// `<source region>/<source registryId>`. Pushes made under it cause no replication here.
+pub const REPLICATION_SOURCE_HEADER: &str = "x-berth-replication-source";
+
 async fn handle(State(api): State<Api>, req: Request) -> Response {
     let ip = req
         .extensions()
@@ -101,9 +105,18 @@ async fn handle(State(api): State<Api>, req: Request) -> Response {
         }
     }
     let (body, read) = body::track(body);
-    let resp = dispatch(&api, &caller, ep, &params, &headers, body)
-        .await
-        .unwrap_or_else(|e| e.into_response());
+    let replicated = headers
+        .get(REPLICATION_SOURCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let work = dispatch(&api, &caller, ep, &params, &headers, body);
+    let resp = match replicated {
+        // Sent by another registry's replication (issue 9): its pushes cause no
+        // replication here (no chaining, as ECR).
+        Some(source) => berth_registry::REPLICATED_FROM.scope(source, work).await,
+        None => work.await,
+    }
+    .unwrap_or_else(|e| e.into_response());
     finish(body::close_unless_read(resp, &read), label)
 }
 
@@ -192,6 +205,27 @@ async fn authorize(
         return Ok(());
     };
     let arn = api.iam.repository_arn(repo.as_str());
+    // A copy sent by another registry's replication (issue 9): its checks and pushes are
+    // authorised as ECR authorises replication, with `ecr:ReplicateImage` (and
+    // `ecr:CreateRepository` below for a new repository) — which a cross-account source
+    // gets from this registry's policy — instead of the per-operation actions.
+    let replicating = headers.contains_key(REPLICATION_SOURCE_HEADER)
+        && matches!(
+            ep,
+            Endpoint::HeadBlob(..)
+                | Endpoint::HeadManifest(..)
+                | Endpoint::PutManifest(..)
+                | Endpoint::StartUpload(_)
+                | Endpoint::GetUploadStatus(..)
+                | Endpoint::PatchUpload(..)
+                | Endpoint::PutUpload(..)
+                | Endpoint::CancelUpload(..)
+        );
+    let action = if replicating {
+        berth_iam::EcrPermission::ReplicateImage.into()
+    } else {
+        action
+    };
     api.iam
         .authorize(caller, action, &arn)
         .await

@@ -22,6 +22,7 @@ pub mod event_config;
 pub mod gc;
 pub mod lifecycle;
 pub mod pulls;
+pub mod replication;
 mod repositories;
 pub mod scanning;
 pub mod sealed;
@@ -42,7 +43,9 @@ pub use repositories::{VisibleRepositories, MAX_RESOURCE_TAGS};
 // `crates/berth/tests/architecture.rs`). Storage backends and their traits are not here:
 // only the binary wires them.
 pub use berth_core::{TagMutability, TagRules};
-pub use berth_meta::changes::{Change, ChangeHook as JobHook, Hooks};
+pub use berth_meta::changes::{
+    replicated_from, Change, ChangeHook as JobHook, Hooks, REPLICATED_FROM,
+};
 pub use berth_meta::jobs::NewJob;
 pub use berth_meta::repository::{Encryption, ImageKey};
 pub use berth_meta::scanning::{ImageScanRow, ImportOutcome, ScanStart, ScanStatus, VulnSourceRow};
@@ -193,6 +196,9 @@ pub enum RegistryError {
     /// The repository (named) has no lifecycle policy preview.
     #[error("repository {0} has no lifecycle policy preview")]
     LifecyclePreviewNotFound(String),
+    /// A replication configuration ECR would refuse (type and message in ECR's words).
+    #[error("{0}")]
+    ReplicationConfigInvalid(berth_core::replication::ReplicationConfigError),
     /// An internal fault (storage or database); details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -361,6 +367,7 @@ pub struct Registry {
     sealer: Option<Arc<dyn sealed::SecretSealer>>,
     lifecycle_exclude: Arc<Vec<String>>,
     scan: Arc<scanning::ScanState>,
+    replication: replication::ReplicationConfigCell,
 }
 
 impl Registry {
@@ -383,6 +390,7 @@ impl Registry {
             sealer: None,
             lifecycle_exclude: Arc::default(),
             scan: Arc::default(),
+            replication: Default::default(),
         }
     }
 

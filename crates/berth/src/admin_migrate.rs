@@ -14,7 +14,7 @@
 
 use crate::config::{MetadataUrl, Settings, StorageUrl};
 use anyhow::Context;
-use berth_meta::migrate::{copy_sqlite_to_postgres, linked_blobs, TableCopy};
+use berth_meta::migrate::{copy_sqlite_to_postgres, destination_conflict, linked_blobs, TableCopy};
 use berth_meta::{PgMeta, SqliteMeta};
 use berth_store::{BlobContent, BlobStore, FsStore};
 use clap::Args;
@@ -91,6 +91,9 @@ pub async fn run(src: &Settings, args: MigrateArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening {redacted}"))?;
 
+    if let Some(why) = destination_conflict(&src_meta, &dst_meta).await? {
+        anyhow::bail!("{redacted}: {why}; nothing was copied");
+    }
     let blobs = linked_blobs(&src_meta).await?;
     let (mut copied, mut skipped, mut bytes) = (0u64, 0u64, 0u64);
     for (digest, size) in &blobs {
@@ -137,6 +140,18 @@ pub async fn run(src: &Settings, args: MigrateArgs) -> anyhow::Result<()> {
         "{}",
         json!({"step": "verified", "tables": tables.len(), "tables_differing": bad.iter().map(|t| &t.table).collect::<Vec<_>>(),
                "blobs": blobs.len(), "blobs_missing": missing})
+    );
+    let grown: Vec<&str> = bad
+        .iter()
+        .filter(|t| t.destination_rows > t.source_rows)
+        .map(|t| t.table.as_str())
+        .collect();
+    anyhow::ensure!(
+        grown.is_empty(),
+        "the destination has rows the source does not ({}): it has been used since an \
+         earlier copy, so rerunning cannot make the two equal; migrate into an empty \
+         database, or keep serving the destination",
+        grown.join(", ")
     );
     anyhow::ensure!(
         bad.is_empty() && missing.is_empty(),

@@ -82,6 +82,8 @@ pub async fn open_storage(s: &Settings) -> anyhow::Result<Arc<dyn BlobStore>> {
                     access_key_id,
                     secret_access_key,
                     session_token,
+                    presign_downloads: c.presign_downloads,
+                    no_conditional_put: c.no_conditional_put,
                     ..S3Options::default()
                 },
             )

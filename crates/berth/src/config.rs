@@ -185,6 +185,10 @@ pub struct S3Settings {
     /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`); `None` leaves the choice to the
     /// backend's default credential chain.
     pub credentials: Option<S3Credentials>,
+    /// `storage_s3_presign_secs`: redirect blob GETs to presigned URLs valid this long.
+    pub presign_downloads: Option<std::time::Duration>,
+    /// `storage_s3_no_conditional_put`: the store lacks `If-None-Match: *` on PUT.
+    pub no_conditional_put: bool,
 }
 
 /// Static S3 credentials.
@@ -257,6 +261,21 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub storage_s3_secret_access_key: Option<Secret>,
+
+    /// Answer blob GETs of `s3://` storage with `307 Temporary Redirect` to a presigned
+    /// S3 URL valid this many seconds (as ECR and distribution do), instead of streaming
+    /// the bytes through Berth; clients must then reach the S3 endpoint themselves.
+    /// [default: stream through Berth]
+    #[arg(long, env = "BERTH_STORAGE_S3_PRESIGN_SECS", value_name = "SECS")]
+    pub storage_s3_presign_secs: Option<u64>,
+
+    /// For S3-compatible stores without conditional creates (`If-None-Match: *` on PUT):
+    /// two racing appends at one upload offset may then both be acknowledged (a blob
+    /// still never becomes visible under a wrong digest). Config file only; see
+    /// docs/storage.md. [default: false]
+    #[arg(skip)]
+    #[serde(default)]
+    pub storage_s3_no_conditional_put: bool,
 
     /// Optional TOML file with any of these settings; flags and environment override it.
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
@@ -461,6 +480,33 @@ pub struct Settings {
     #[serde(default)]
     pub lifecycle_exclude_prefixes: Vec<String>,
 
+    /// Seconds a replication job keeps retrying a destination that is down (connection
+    /// refused, timeouts, 408/429/5xx) after the push, before its status is FAILED with
+    /// the last error.
+    #[arg(
+        long,
+        env = "BERTH_REPLICATION_DEADLINE_SECS",
+        value_name = "SECS",
+        default_value = "3600"
+    )]
+    pub replication_deadline_secs: u64,
+
+    /// Seconds one request to a replication destination may take (connecting, a HEAD,
+    /// a manifest PUT); a blob upload gets one more second per MiB.
+    #[arg(
+        long,
+        env = "BERTH_REPLICATION_REQUEST_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value = "30"
+    )]
+    pub replication_request_timeout_secs: u64,
+
+    /// Replication destinations declared in the config file (`[[replication.peers]]`:
+    /// region, registry ID, endpoint, access key; no flag).
+    #[arg(skip)]
+    #[serde(default)]
+    pub replication: ReplicationDeclarations,
+
     /// Event rules and their webhook targets declared in the config file (`[[events.rules]]`;
     /// no flag).
     #[arg(skip)]
@@ -471,6 +517,17 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub iam: IamDeclarations,
+}
+
+/// The config file's `[replication]` table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationDeclarations {
+    /// `[[replication.peers]]`: where each destination registry (region, registry ID)
+    /// lives and the access key this deployment uses there. Secrets stay in the file:
+    /// they are never stored in the database nor logged (`Peer`'s `Debug` redacts).
+    #[serde(default)]
+    pub peers: Vec<berth_replication::Peer>,
 }
 
 /// Identities declared in the config file's `[iam]` table, created on start when
@@ -636,7 +693,9 @@ impl Settings {
                 self.storage_s3_endpoint.is_none()
                     && self.storage_s3_region.is_none()
                     && self.storage_s3_access_key_id.is_none()
-                    && self.storage_s3_secret_access_key.is_none(),
+                    && self.storage_s3_secret_access_key.is_none()
+                    && self.storage_s3_presign_secs.is_none()
+                    && !self.storage_s3_no_conditional_put,
                 "the storage_s3_* settings apply to s3:// storage only (storage is {:?})",
                 self.storage.as_deref().unwrap_or("the data directory")
             );
@@ -757,6 +816,10 @@ impl Settings {
             endpoint: self.storage_s3_endpoint.clone(),
             region,
             credentials,
+            presign_downloads: self
+                .storage_s3_presign_secs
+                .map(std::time::Duration::from_secs),
+            no_conditional_put: self.storage_s3_no_conditional_put,
         })
     }
 
@@ -974,6 +1037,47 @@ mod tests {
         assert_eq!(c.access_key_id, "AKIAX");
         assert_eq!(c.secret_access_key.0, "s3cr3t");
         assert!(!format!("{s:?}").contains("s3cr3t"));
+        // docs/storage.md's presigned downloads and stores without conditional creates.
+        std::fs::write(
+            &f,
+            "storage = \"s3://ok-bucket\"\nstorage_s3_presign_secs = 300\n\
+             storage_s3_no_conditional_put = true\n",
+        )
+        .unwrap();
+        let c = load(&["--config", cfg]).unwrap().s3().unwrap();
+        assert_eq!(
+            c.presign_downloads,
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert!(c.no_conditional_put);
+        let e = load(&["--storage-s3-presign-secs", "60"]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("apply to s3:// storage only"),
+            "{e:#}"
+        );
+    }
+
+    /// Issue 9: replication peers come from the config file only, and their secrets
+    /// never reach a log line (the settings' Debug redacts them).
+    #[test]
+    fn replication_peers_are_read_and_their_secrets_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("berth.toml");
+        std::fs::write(
+            &f,
+            "[[replication.peers]]\nregion = \"eu-west-1\"\nregistry_id = \"111111111111\"\n\
+             endpoint = \"http://127.0.0.1:5001\"\naccess_key_id = \"AKIAPEER\"\n\
+             secret_access_key = \"peer-s3cr3t\"\n",
+        )
+        .unwrap();
+        let s = load(&["--config", f.to_str().unwrap()]).unwrap();
+        assert_eq!(s.replication.peers.len(), 1);
+        assert_eq!(s.replication.peers[0].secret_access_key, "peer-s3cr3t");
+        let debug = format!("{s:?}");
+        assert!(
+            debug.contains("AKIAPEER") && !debug.contains("peer-s3cr3t"),
+            "{debug}"
+        );
     }
 
     fn readme() -> String {

@@ -14,5 +14,6 @@ mod housekeeping;
 mod identity;
 pub mod lifecycle;
 pub mod login;
+pub mod replication_wait;
 pub mod scanning;
 pub mod serve;

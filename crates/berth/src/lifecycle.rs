@@ -67,7 +67,8 @@ impl Planned {
 
 /// Enqueues a `lifecycle.evaluate` job for `only` (when given) or for every repository
 /// with a policy, except excluded ones; returns what was done per repository, in name
-/// order. `now` is epoch ms. Errors: the database failed.
+/// order. `now` is epoch ms. Errors: `only` names a repository that does not exist; the
+/// database failed.
 pub async fn enqueue_runs(
     meta: &dyn Metadata,
     exclude: &[String],
@@ -76,7 +77,13 @@ pub async fn enqueue_runs(
 ) -> anyhow::Result<Vec<(String, Planned)>> {
     let mut names = Vec::new();
     match only {
-        Some(r) => names.push(r.to_string()),
+        Some(r) => {
+            anyhow::ensure!(
+                meta.repository_exists(r).await?,
+                "repository {r} does not exist in this registry"
+            );
+            names.push(r.to_string())
+        }
         None => {
             let mut after: Option<String> = None;
             loop {

@@ -84,51 +84,62 @@ fn credentials(profile: &str) -> anyhow::Result<Creds> {
     })
 }
 
-/// Runs `berth login`: prints the password on stdout.
-pub fn run(args: LoginArgs) -> anyhow::Result<()> {
-    let registry = args
-        .registry
-        .unwrap_or_else(|| "http://127.0.0.1:5000".into());
+/// The registry's base URL from `--registry` (default `http://127.0.0.1:5000`; a bare
+/// `host:port` means `http://`). Errors: an `https://` URL (this client is built without
+/// TLS: it talks to the registry's own listener; behind a TLS-terminating proxy use the
+/// AWS CLI).
+pub(crate) fn registry_url(registry: Option<String>, instead: &str) -> anyhow::Result<String> {
+    let registry = registry.unwrap_or_else(|| "http://127.0.0.1:5000".into());
     let registry = if registry.contains("://") {
         registry
     } else {
         format!("http://{registry}")
     };
-    // This client is built without TLS (it talks to the registry's own listener); behind
-    // a TLS-terminating proxy the AWS CLI does the same job.
     anyhow::ensure!(
         !registry.starts_with("https://"),
-        "berth login speaks plain HTTP only; for {registry} use \
-         `aws ecr get-login-password --endpoint-url {registry}`, which prints the same password"
+        "this berth client speaks plain HTTP only; for {registry} use          `{instead} --endpoint-url {registry}`, which does the same"
     );
-    let url = format!("{}/", registry.trim_end_matches('/'));
-    let region = args
-        .region
+    Ok(format!("{}/", registry.trim_end_matches('/')))
+}
+
+/// The signing region: `--region`, else `AWS_DEFAULT_REGION`, else `us-east-1`.
+pub(crate) fn signing_region(region: Option<String>) -> String {
+    region
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".into());
-    let creds = credentials(args.profile.as_deref().unwrap_or("default"))?;
-    let body = b"{}";
+        .unwrap_or_else(|| "us-east-1".into())
+}
+
+/// Calls the ECR API operation `operation` at `url` with the JSON `body`, signed with
+/// SigV4 for `region` with the credentials of `profile` (found as the AWS CLI finds
+/// them). Errors: no credentials, the call failed, or the registry answered an error
+/// (its `__type` and `message`).
+pub(crate) fn call_ecr(
+    url: &str,
+    region: &str,
+    profile: Option<&str>,
+    operation: &str,
+    body: &[u8],
+) -> anyhow::Result<serde_json::Value> {
+    let creds = credentials(profile.unwrap_or("default"))?;
+    let target = format!("AmazonEC2ContainerRegistry_V20150921.{operation}");
     let base = [
         ("content-type", "application/x-amz-json-1.1"),
-        (
-            "x-amz-target",
-            "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
-        ),
+        ("x-amz-target", target.as_str()),
     ];
     let signed = berth_iam::sigv4::sign(
         "POST",
-        &url,
+        url,
         &base,
         body,
         &creds.id,
         &creds.secret,
         creds.token.as_deref().map(|t| t.as_str()),
-        &region,
+        region,
         "ecr",
         std::time::SystemTime::now(),
     )
     .map_err(anyhow::Error::msg)?;
-    let mut req = ureq::post(&url);
+    let mut req = ureq::post(url);
     for (k, v) in base {
         req = req.set(k, v);
     }
@@ -140,14 +151,27 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         Err(ureq::Error::Status(code, r)) => {
             let v: serde_json::Value = r.into_json().unwrap_or_default();
             anyhow::bail!(
-                "{url} refused GetAuthorizationToken ({code} {}): {}",
+                "{url} refused {operation} ({code} {}): {}",
                 v["__type"].as_str().unwrap_or("error"),
                 v["message"].as_str().unwrap_or("no message")
             );
         }
         Err(e) => return Err(e).with_context(|| format!("calling {url}")),
     };
-    let v: serde_json::Value = resp.into_json().context("reading the answer")?;
+    resp.into_json().context("reading the answer")
+}
+
+/// Runs `berth login`: prints the password on stdout.
+pub fn run(args: LoginArgs) -> anyhow::Result<()> {
+    let url = registry_url(args.registry, "aws ecr get-login-password")?;
+    let region = signing_region(args.region);
+    let v = call_ecr(
+        &url,
+        &region,
+        args.profile.as_deref(),
+        "GetAuthorizationToken",
+        b"{}",
+    )?;
     let token = v["authorizationData"][0]["authorizationToken"]
         .as_str()
         .context("the answer has no authorizationData[0].authorizationToken")?;

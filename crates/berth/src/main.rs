@@ -1,6 +1,6 @@
 //! `berth`: the registry binary. `berth serve` runs the registry; see `berth --help`.
 
-use berth::{admin, config, login, serve};
+use berth::{admin, config, login, replication_wait, serve};
 
 use clap::{CommandFactory, FromArgMatches, Subcommand};
 
@@ -22,6 +22,9 @@ enum Command {
     /// Print a password for `docker login -u AWS --password-stdin <registry>` (like
     /// `aws ecr get-login-password`), using your AWS-style credentials.
     Login(login::LoginArgs),
+    /// Replication helpers for pipelines: `berth replication wait` blocks until an image
+    /// is COMPLETE in every replication destination.
+    Replication(replication_wait::ReplicationArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,5 +60,6 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
             rt.block_on(admin::run(args))
         }
         Command::Login(args) => login::run(args),
+        Command::Replication(args) => replication_wait::run(args),
     }
 }

@@ -178,6 +178,10 @@ async fn shutdown_signal() {
     );
 }
 
+/// The longest wait between two attempts of a replication job: a destination that
+/// comes back is served again within this long.
+const REPLICATION_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// How long running background jobs may take to finish at shutdown.
 const JOB_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -223,11 +227,19 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     crate::events::apply_declarations(&s, &*events_config, &iam).await?;
     // Background work: one runner for every job kind (berth-jobs); content changes
     // enqueue their jobs in their own transactions through the registry's hook.
-    let (mut runner, hook) =
+    let (mut runner, event_hook) =
         crate::events::pipeline(&s, meta.clone(), events_config.clone(), &iam)?;
-    // Scan on push: one more hook beside the events' (crate::scanning).
+    // Replication (issue 9): pushes a rule matches enqueue one copy job per destination,
+    // reading the configuration from a cell the registry keeps current; scan on push
+    // (crate::scanning) is one more hook beside the events'.
+    let replication_config = berth_registry::replication::ReplicationConfigCell::default();
     let hook: Arc<dyn berth_registry::JobHook> = Arc::new(berth_registry::Hooks(vec![
-        hook,
+        event_hook,
+        Arc::new(berth_replication::ReplicationHook::new(
+            replication_config.clone(),
+            Duration::from_secs(s.replication_deadline_secs),
+            Some(runner.waker()),
+        )) as Arc<dyn berth_registry::JobHook>,
         Arc::new(crate::scanning::ScanHook {
             waker: Some(runner.waker()),
         }),
@@ -246,7 +258,51 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     )
     .with_job_hook(hook)
     .with_secret_sealer(sealer)
-    .with_lifecycle_exclusions(s.lifecycle_exclude_prefixes.clone());
+    .with_lifecycle_exclusions(s.lifecycle_exclude_prefixes.clone())
+    .with_replication_config(replication_config);
+    registry
+        .reload_replication_configuration()
+        .await
+        .context("reading the replication configuration")?;
+    let replicate = Arc::new(
+        berth_replication::ReplicateImage::new(
+            registry.clone(),
+            s.replication.peers.clone(),
+            berth_replication::CopySettings {
+                source_region: iam.region().to_string(),
+                source_registry_id: iam.account().to_string(),
+                request_timeout: Duration::from_secs(s.replication_request_timeout_secs.max(1)),
+                max_backoff: REPLICATION_MAX_BACKOFF,
+            },
+        )
+        .map_err(anyhow::Error::msg)?
+        .with_events(berth_replication::EventSink {
+            jobs: meta.clone(),
+            origin: berth_events::Origin {
+                account: iam.account().to_string(),
+                region: iam.region().to_string(),
+            },
+        }),
+    );
+    let replication_kind = berth_jobs::KindConfig {
+        concurrency: 8,
+        lease: Duration::from_secs(s.job_lease_secs),
+        // A destination that is down is retried soon after it returns.
+        backoff: berth_jobs::Backoff {
+            base: Duration::from_millis(500),
+            max: REPLICATION_MAX_BACKOFF,
+        },
+    };
+    runner.register(
+        berth_replication::JOB_KIND,
+        replicate.clone(),
+        replication_kind,
+    );
+    runner.register(
+        berth_replication::DELETE_JOB,
+        Arc::new(berth_replication::ReplicateDelete(replicate)),
+        replication_kind,
+    );
     let housekeeping = berth_jobs::KindConfig {
         concurrency: 1,
         ..berth_jobs::KindConfig::default()
@@ -424,7 +480,24 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
         );
     }
     let (sig_tx, sig_rx) = tokio::sync::oneshot::channel::<()>();
-    let reloader = iam.spawn_reloader_until(stopped(stop_rx));
+    let reloader = iam.spawn_reloader_until(stopped(stop_rx.clone()));
+    // Other nodes' PutReplicationConfiguration reaches this node's replication hook
+    // within a second (this node's own puts at once).
+    let replication_reloader = {
+        let registry = registry.clone();
+        let mut stop = Box::pin(stopped(stop_rx));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                if let Err(e) = registry.reload_replication_configuration().await {
+                    tracing::warn!(error = %e, "reloading the replication configuration failed");
+                }
+            }
+        })
+    };
     let flusher = registry.clone();
     let ecr = EcrConfig {
         public_host: s.public_host(),
@@ -454,7 +527,11 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
     // Requests are done (or abandoned): let the background tasks finish their round and
     // stop, then write what they and the requests left in memory.
     let _ = stop_tx.send(());
-    for (name, task) in [("janitor", janitor), ("identity reloader", reloader)] {
+    for (name, task) in [
+        ("janitor", janitor),
+        ("identity reloader", reloader),
+        ("replication configuration reloader", replication_reloader),
+    ] {
         if let Err(e) = task.await {
             tracing::warn!(error = %e, "the {name} ended abnormally");
         }

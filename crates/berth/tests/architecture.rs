@@ -28,6 +28,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "berth-registry",
         &["berth-core", "berth-store", "berth-meta", "berth-scan"],
     ),
+    // Replication (issue 9): the push hook and the copy job, on the registry service
+    // (the source's side) and a peer's public HTTP API (the destination's).
+    (
+        "berth-replication",
+        &[
+            "berth-core",
+            "berth-meta",
+            "berth-jobs",
+            "berth-registry",
+            "berth-events",
+            "berth-eventbus",
+        ],
+    ),
     // The adapters depend on services, never on the stores (issue 16), nor on each
     // other (DESIGN.md).
     (

@@ -44,15 +44,7 @@ impl Aws {
     /// Environment for the CLI: only this credentials file, the server's region, no
     /// retries (an error must not hide behind them), no pager.
     fn env(&self, c: &mut Command) {
-        c.env("AWS_SHARED_CREDENTIALS_FILE", &self.credentials)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env("AWS_PAGER", "")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE");
+        aws_env(c, &self.credentials);
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -602,20 +594,13 @@ fn aws_cli_policy_checks_and_unbuilt_operations_follow_ecr() {
     aws.ok(&["delete-registry-policy"]);
 
     // Operations not built yet: the repository is looked up first.
-    // (Lifecycle policies are served now: tests/lifecycle.rs.)
-    // (Image scanning is served now: tests/scanning.rs.)
-    let calls: [Vec<&str>; 2] = [
-        vec![
-            "describe-image-signing-status",
-            "--image-id",
-            "imageTag=latest",
-        ],
-        vec![
-            "describe-image-replication-status",
-            "--image-id",
-            "imageTag=latest",
-        ],
-    ];
+    // (Lifecycle policies, replication and image scanning are served now:
+    // tests/lifecycle.rs, tests/replication.rs, tests/scanning.rs.)
+    let calls: [Vec<&str>; 1] = [vec![
+        "describe-image-signing-status",
+        "--image-id",
+        "imageTag=latest",
+    ]];
     for call in &calls {
         let mut missing = call.clone();
         missing.extend(["--repository-name", "team/missing"]);

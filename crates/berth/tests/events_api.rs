@@ -24,15 +24,7 @@ struct Events {
 impl Events {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(aws_cli());
-        c.env("AWS_SHARED_CREDENTIALS_FILE", &self.credentials)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env("AWS_PAGER", "")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE");
+        aws_env(&mut c, &self.credentials);
         c.args([
             "--endpoint-url",
             &self.endpoint,

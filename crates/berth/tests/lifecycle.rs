@@ -17,7 +17,9 @@
 //!   exactly the preview's images gone (the preview equals what the run expired),
 //!   GetLifecyclePolicy has `lastEvaluatedAt`, every expired image has an `ECR Image
 //!   Action` DELETE event queued for delivery (§3), and the excluded repository keeps
-//!   every image.
+//!   every image;
+//! - `berth admin gc --grace-secs 0` then leaves exactly the blobs the remaining images
+//!   reference: no orphan bytes of an expired image, nothing a kept one needs.
 //!
 //! A second, small server runs with `--lifecycle-interval-secs 1` and no admin command:
 //! its janitor's `lifecycle.schedule` job applies a policy by itself, and
@@ -41,7 +43,7 @@ const APP: &str = "lc/app";
 const CACHED: &str = "cache/library/alpine";
 
 fn aws_env(reg: &Registry, c: &mut Command) {
-    aws_admin_env(reg, c);
+    common::aws_env(c, &reg.data_dir().join("admin-credentials"));
 }
 
 /// Runs one phase of `lifecycle_boto3.py`; returns the JSON it prints.
@@ -194,7 +196,22 @@ fn lifecycle_preview_equals_the_run_and_excluded_prefixes_survive() {
     let cached_preview = boto3(&reg, &["preview", CACHED]);
     assert_eq!(cached_preview, serde_json::json!([]), "excluded prefix");
 
-    // On demand: `berth admin lifecycle run`.
+    // On demand: `berth admin lifecycle run` (a repository that does not exist is
+    // named as such, not as one without a policy).
+    let mut missing = Command::new(env!("CARGO_BIN_EXE_berth"));
+    missing
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(reg.data_dir())
+        .args(["lifecycle", "run", "--repository", "lc/no-such-repo"]);
+    let o = run_unchecked(&mut missing, SHORT);
+    assert!(
+        !o.success()
+            && o.stderr
+                .contains("repository lc/no-such-repo does not exist"),
+        "{}",
+        o.describe()
+    );
     let out = admin(&reg, &["lifecycle", "run"]);
     let lines: Vec<Value> = out
         .lines()
@@ -264,6 +281,39 @@ fn lifecycle_preview_equals_the_run_and_excluded_prefixes_survive() {
         })
         .collect();
     assert_eq!(deleted, expired, "a DELETE event per expired image");
+
+    // Issue 12, "after GC no orphan bytes remain": a collection with grace 0 (nothing is
+    // being pushed now) leaves in storage exactly the blobs that the images still in
+    // either repository reference, read back through BatchGetImage.
+    let before_gc = stored_digests(&reg.data_dir());
+    let report = admin(&reg, &["gc", "--grace-secs", "0"]);
+    let referenced: BTreeSet<String> = strings(&boto3(&reg, &["blobs", APP, CACHED]))
+        .into_iter()
+        .collect();
+    let stored = stored_digests(&reg.data_dir());
+    assert_eq!(
+        stored, referenced,
+        "no orphan and no missing blob after GC: {report}"
+    );
+    assert!(
+        before_gc.len() > stored.len(),
+        "the expired images' own blobs were in storage before the collection: {report}"
+    );
+}
+
+/// The blob digests in FsStore's layout (`blobs/sha256/<hh>/<hex>` under the data
+/// directory, crates/berth-store/src/fs.rs).
+fn stored_digests(data_dir: &std::path::Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for shard in std::fs::read_dir(data_dir.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
+        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            out.insert(format!("sha256:{}", f.file_name().to_string_lossy()));
+        }
+    }
+    out
 }
 
 /// ECR applies lifecycle policies by itself, with no call (§2.9, "within 24 hours"):

@@ -10,6 +10,7 @@
 //!   (distribution-spec § Pushing a blob in chunks, § Getting upload status);
 //! - the ECR API with the real AWS CLI through the balancer is one registry;
 //! - event-delivery jobs claimed by three runners: every event delivered exactly once;
+//! - a policy attached with `berth admin` applies at once on every node;
 //! - a node killed with -9 in the middle of a push: nothing partial is visible, the push
 //!   retried through the balancer succeeds, the restarted node serves it.
 //!
@@ -443,6 +444,95 @@ fn ecr_api_through_the_balancer_is_one_registry() {
         assert_eq!(
             got, want,
             "node{i} returns the policy set through the balancer"
+        );
+    }
+}
+
+/// Identities are one registry across nodes (issue 14, "the IAM snapshot reload made
+/// correct with many nodes"): a user's key is first seen by every node while it has no
+/// policy (each node refuses it, and now holds it in its snapshot), then `berth admin`
+/// attaches a policy; the very next request to each node — well inside the one-second
+/// reload tick — is allowed, because a denial first checks whether the identity tables
+/// changed (`Iam::authorize` → `refresh`).
+#[test]
+fn a_policy_attached_by_berth_admin_applies_at_once_on_every_node() {
+    const T: &str = "a_policy_attached_by_berth_admin_applies_at_once_on_every_node";
+    let Some(s) = scale(T) else { return };
+    let shared = s.shared();
+    s.aws(
+        &s.lb.host,
+        &[
+            "ecr",
+            "create-repository",
+            "--repository-name",
+            "scale/late",
+        ],
+    );
+    let key_file = shared.master_key_file().to_path_buf();
+    let admin = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.args(["admin", "--metadata", &s.metadata, "--master-key-file"])
+            .arg(&key_file)
+            .args(args);
+        run(&mut c, SHORT).stdout
+    };
+    admin(&["user", "create", "late"]);
+    let credentials = admin(&["key", "create", "--user", "late"]);
+    let field = |name: &str| {
+        credentials
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
+            .unwrap_or_else(|| panic!("{name} in {credentials}"))
+    };
+    let basic = {
+        use base64::Engine as _;
+        let pair = format!(
+            "{}:{}",
+            field("aws_access_key_id"),
+            field("aws_secret_access_key")
+        );
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let list = |host: &str| {
+        http(
+            "GET",
+            &format!("http://{host}/v2/scale/late/tags/list"),
+            &[("Authorization", basic.as_str())],
+            None,
+        )
+    };
+    for (i, host) in s.hosts.iter().enumerate() {
+        let r = list(host);
+        assert_eq!(r.status, 403, "node{i}, no policy yet: {}", r.describe());
+    }
+    let policy = tempfile::NamedTempFile::new().unwrap();
+    fs::write(
+        policy.path(),
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:ListImages","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    admin(&[
+        "policy",
+        "put",
+        "--user",
+        "late",
+        "--name",
+        "list",
+        "--file",
+        policy.path().to_str().unwrap(),
+    ]);
+    for (i, host) in s.hosts.iter().enumerate() {
+        let r = list(host);
+        assert_eq!(
+            r.status,
+            200,
+            "node{i}, right after the policy was attached: {}\n{}",
+            r.describe(),
+            s.logs()
         );
     }
 }

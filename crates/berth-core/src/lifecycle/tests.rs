@@ -324,6 +324,51 @@ fn a_child_shared_by_two_indexes_stays_while_one_of_them_stays() {
     assert_eq!(names(&expired(&p, &images)), ["i-old", "own"]);
 }
 
+/// A tagged index child is not expired with its index (no rule selected it), but once
+/// the index is expired it is an image like any other: the same evaluation applies the
+/// rules to it, so one run — and its preview — does what two successive runs would.
+#[test]
+fn tagged_children_of_an_expired_index_are_judged_in_the_same_evaluation() {
+    let p = policy(&rule(
+        1,
+        r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+    ));
+    let mut amd64 = child("amd64", &["index"], 12);
+    amd64.tags = vec!["v1-amd64".into()];
+    let mut arm64 = child("arm64", &["index"], 12);
+    arm64.tags = vec!["v1-arm64".into()];
+    let images = [
+        img("newest", &["v2"], 1),
+        img("index", &["v1"], 11),
+        amd64,
+        arm64,
+    ];
+    let out = evaluate(&p, &images, NOW);
+    let got: Vec<(&str, bool)> = out
+        .iter()
+        .map(|e| (e.digest.as_str(), e.follows_parent))
+        .collect();
+    // Round 1 keeps `newest` and expires the index; round 2 sees `newest`, `amd64`,
+    // `arm64` as top-level images and keeps only the youngest of them.
+    assert_eq!(got, [("index", false), ("amd64", false), ("arm64", false)]);
+    // The fixed point: evaluating what is left expires nothing more.
+    let left: Vec<LifecycleImage> = images
+        .iter()
+        .filter(|i| !out.iter().any(|e| e.digest == i.digest))
+        .cloned()
+        .collect();
+    assert!(evaluate(&p, &left, NOW).is_empty());
+    // A tagged child whose index stays is left alone.
+    let p = policy(&rule(
+        1,
+        r#"{"tagStatus":"tagged","tagPrefixList":["v1-"],"countType":"sinceImagePushed","countUnit":"days","countNumber":1}"#,
+    ));
+    assert!(
+        expired(&p, &images).is_empty(),
+        "children of a kept index stay"
+    );
+}
+
 #[test]
 fn referrers_follow_their_subject_including_referrers_of_index_children() {
     let p = policy(&rule(

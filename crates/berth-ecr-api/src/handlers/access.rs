@@ -1,5 +1,5 @@
 //! GetAuthorizationToken, the repository and registry policy operations, and
-//! DescribeRegistry: thin calls into `berth-iam`.
+//! thin calls into `berth-iam`.
 
 use super::registry_error;
 use crate::error::{EcrError, EcrErrorType};
@@ -193,15 +193,4 @@ pub(super) async fn delete_registry_policy(ctx: &Ctx<'_>, body: &[u8]) -> Result
         Some(text) => Ok(registry_policy(ctx, text)),
         None => Err(registry_policy_not_found(ctx)),
     }
-}
-
-pub(super) async fn describe_registry(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError> {
-    let _: Value = parse(body)?;
-    ctx.authorize("*").await?;
-    // Replication is not implemented yet: the configuration is empty, as for a registry
-    // that never set one.
-    Ok(json!({
-        "registryId": ctx.account(),
-        "replicationConfiguration": {"rules": []},
-    }))
 }

@@ -6,6 +6,7 @@ mod access;
 mod images;
 mod layers;
 mod lifecycle;
+mod replication;
 mod repositories;
 mod scanning;
 
@@ -43,7 +44,9 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
         O::PutRegistryPolicy => access::put_registry_policy(ctx, body).await,
         O::GetRegistryPolicy => access::get_registry_policy(ctx, body).await,
         O::DeleteRegistryPolicy => access::delete_registry_policy(ctx, body).await,
-        O::DescribeRegistry => access::describe_registry(ctx, body).await,
+        O::DescribeRegistry => replication::describe_registry(ctx, body).await,
+        O::PutReplicationConfiguration => replication::put_configuration(ctx, body).await,
+        O::DescribeImageReplicationStatus => replication::describe_image_status(ctx, body).await,
         O::PutLifecyclePolicy => lifecycle::put(ctx, body).await,
         O::GetLifecyclePolicy => lifecycle::get(ctx, body).await,
         O::DeleteLifecyclePolicy => lifecycle::delete(ctx, body).await,
@@ -182,6 +185,11 @@ pub(crate) fn registry_error(ctx: &Ctx<'_>, repo: &str, e: RegistryError) -> Ecr
         E::LifecyclePreviewNotFound(_) => EcrError::new(EcrErrorType::LifecyclePolicyPreviewNotFoundException,
             format!("There is no dry run for the repository with name '{repo}' in the registry with id '{account}'"),
         ),
+        // Both kinds are InvalidParameterException on the wire (the adapter declares no
+        // ValidationException; botocore checks the model's shapes before sending).
+        E::ReplicationConfigInvalid(e) => {
+            EcrError::new(EcrErrorType::InvalidParameterException, e.message)
+        }
         E::Internal(m) => EcrError::server(m),
     }
 }

@@ -27,7 +27,16 @@ impl Iam {
     ) -> Result<(), Denied> {
         let action = action.as_str();
         let principal = caller.principal.arn();
-        let (allowed, reason, message) = self.decide(caller, &principal, action, resource);
+        let (mut allowed, mut reason, mut message) =
+            self.decide(caller, &principal, action, resource);
+        // A policy written by another node or `berth admin` a moment ago (a key created,
+        // then its policy attached) must not be refused for up to a reload interval:
+        // before denying a signed-in caller, reread the identity tables if their
+        // generation moved, and decide again. One indexed single-row read per denial;
+        // anonymous callers (every Go client's first request) do not trigger it.
+        if !allowed && !caller.is_anonymous() && self.refresh().await {
+            (allowed, reason, message) = self.decide(caller, &principal, action, resource);
+        }
         self.inner
             .audit
             .record(AuditRow {

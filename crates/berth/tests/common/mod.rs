@@ -84,6 +84,21 @@ pub fn oras_python() -> PathBuf {
     workspace_root().join(".venv-clients/bin/python")
 }
 
+/// The AWS CLI's environment for tests: only `credentials` (a shared-credentials file,
+/// e.g. a server's `admin-credentials`), region `us-east-1` unless `--region` says
+/// otherwise, no config file, no retries (an error must not hide behind them), no pager.
+pub fn aws_env(c: &mut Command, credentials: &Path) {
+    c.env("AWS_SHARED_CREDENTIALS_FILE", credentials)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_PAGER", "")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE");
+}
+
 /// The AWS CLI of the clients venv; `BERTH_TEST_AWS` overrides it.
 pub fn aws_cli() -> PathBuf {
     if let Ok(p) = std::env::var("BERTH_TEST_AWS") {
@@ -1133,19 +1148,7 @@ pub fn with_stdin_from(cmd: &Command, input: &Path) -> Command {
 }
 
 /// Points an AWS CLI or boto3 command at `reg` as its bootstrap administrator: only the
-/// server's `admin-credentials`, its region, no retries (an error must not hide behind
-/// them), no pager, nothing from the caller's environment.
+/// server's `admin-credentials` ([`aws_env`]).
 pub fn aws_admin_env(reg: &Registry, c: &mut Command) {
-    c.env(
-        "AWS_SHARED_CREDENTIALS_FILE",
-        reg.data_dir().join("admin-credentials"),
-    )
-    .env("AWS_CONFIG_FILE", "/dev/null")
-    .env("AWS_DEFAULT_REGION", "us-east-1")
-    .env("AWS_MAX_ATTEMPTS", "1")
-    .env("AWS_PAGER", "")
-    .env_remove("AWS_ACCESS_KEY_ID")
-    .env_remove("AWS_SECRET_ACCESS_KEY")
-    .env_remove("AWS_SESSION_TOKEN")
-    .env_remove("AWS_PROFILE");
+    aws_env(c, &reg.data_dir().join("admin-credentials"));
 }

@@ -1,0 +1,184 @@
+//! `berth replication wait` (issue 9): waits until an image has arrived in every
+//! replication destination, so a pipeline never deploys in another region before the
+//! image is there. It polls the source registry's `DescribeImageReplicationStatus`
+//! (SigV4-signed, credentials found as the AWS CLI finds them, like `berth login`) every
+//! second and exits 0 when every destination asked for (by default: every destination
+//! the image was sent to, at least one) is `COMPLETE`; non-zero with the reason when one
+//! is `FAILED` (its `failureCode` names the cause) or the timeout passed.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::time::{Duration, Instant};
+
+/// `berth replication`.
+#[derive(Debug, Args)]
+pub struct ReplicationArgs {
+    #[command(subcommand)]
+    command: ReplicationCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReplicationCommand {
+    /// Wait until an image is COMPLETE in every replication destination; exit non-zero
+    /// with the reason when a destination FAILED or the timeout passed.
+    Wait(WaitArgs),
+}
+
+/// `berth replication wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The repository.
+    #[arg(long)]
+    repository: String,
+    /// The image's tag.
+    #[arg(
+        long,
+        conflicts_with = "image_digest",
+        required_unless_present = "image_digest"
+    )]
+    image_tag: Option<String>,
+    /// The image's digest.
+    #[arg(long)]
+    image_digest: Option<String>,
+    /// A destination to wait for, `REGION` or `REGION:ACCOUNT` (repeatable). [default:
+    /// every destination the image was sent to]
+    #[arg(long = "destination", value_name = "REGION[:ACCOUNT]")]
+    destinations: Vec<String>,
+    /// How long to wait: `90s`, `10m`, `1h` or seconds.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    timeout: Duration,
+    /// The source registry's address. [default: http://127.0.0.1:5000]
+    #[arg(long, env = "BERTH_REGISTRY", value_name = "URL")]
+    registry: Option<String>,
+    /// Profile in the shared credentials file.
+    #[arg(long, env = "AWS_PROFILE")]
+    profile: Option<String>,
+    /// Region to sign for (the source registry's). [default: us-east-1]
+    #[arg(long, env = "AWS_REGION")]
+    region: Option<String>,
+}
+
+/// `90s`, `10m`, `1h`, or a number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 10m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration like 90s, 10m or 1h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Runs `berth replication …`.
+pub fn run(args: ReplicationArgs) -> anyhow::Result<()> {
+    match args.command {
+        ReplicationCommand::Wait(w) => wait(w),
+    }
+}
+
+fn wait(a: WaitArgs) -> anyhow::Result<()> {
+    let url = crate::login::registry_url(a.registry, "aws ecr describe-image-replication-status")?;
+    let region = crate::login::signing_region(a.region);
+    let mut image_id = serde_json::Map::new();
+    if let Some(t) = &a.image_tag {
+        image_id.insert("imageTag".into(), t.clone().into());
+    }
+    if let Some(d) = &a.image_digest {
+        image_id.insert("imageDigest".into(), d.clone().into());
+    }
+    let body = serde_json::json!({"repositoryName": a.repository, "imageId": image_id}).to_string();
+    let wanted: Vec<(String, Option<String>)> = a
+        .destinations
+        .iter()
+        .map(|d| match d.split_once(':') {
+            Some((r, acct)) => (r.to_string(), Some(acct.to_string())),
+            None => (d.clone(), None),
+        })
+        .collect();
+    let image = format!(
+        "{}{}",
+        a.repository,
+        a.image_tag
+            .as_ref()
+            .map(|t| format!(":{t}"))
+            .or(a.image_digest.as_ref().map(|d| format!("@{d}")))
+            .unwrap_or_default()
+    );
+    let start = Instant::now();
+    loop {
+        let v = crate::login::call_ecr(
+            &url,
+            &region,
+            a.profile.as_deref(),
+            "DescribeImageReplicationStatus",
+            body.as_bytes(),
+        )?;
+        let statuses = v["replicationStatuses"]
+            .as_array()
+            .context("the answer has no replicationStatuses")?;
+        let mut pending = Vec::new();
+        let mut seen = 0;
+        for s in statuses {
+            let (r, acct) = (
+                s["region"].as_str().unwrap_or(""),
+                s["registryId"].as_str().unwrap_or(""),
+            );
+            let asked = wanted.is_empty()
+                || wanted
+                    .iter()
+                    .any(|(wr, wa)| wr == r && wa.as_deref().is_none_or(|x| x == acct));
+            if !asked {
+                continue;
+            }
+            seen += 1;
+            match s["status"].as_str() {
+                Some("COMPLETE") => {}
+                Some("FAILED") => anyhow::bail!(
+                    "replication of {image} to {r}:{acct} FAILED: {}",
+                    s["failureCode"].as_str().unwrap_or("no failureCode")
+                ),
+                other => pending.push(format!("{r}:{acct} {}", other.unwrap_or("?"))),
+            }
+        }
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|(wr, wa)| {
+                !statuses.iter().any(|s| {
+                    s["region"].as_str() == Some(wr.as_str())
+                        && wa
+                            .as_deref()
+                            .is_none_or(|x| s["registryId"].as_str() == Some(x))
+                })
+            })
+            .map(|(r, acct)| format!("{r}:{}", acct.as_deref().unwrap_or("*")))
+            .collect();
+        if pending.is_empty() && missing.is_empty() && seen > 0 {
+            println!("{image}: COMPLETE in {seen} destination(s)");
+            return Ok(());
+        }
+        if start.elapsed() >= a.timeout {
+            let mut why = pending;
+            why.extend(
+                missing
+                    .iter()
+                    .map(|m| format!("{m} never sent (no rule matches)")),
+            );
+            if seen == 0 && why.is_empty() {
+                why.push("no replication destination for this image".into());
+            }
+            anyhow::bail!(
+                "timed out after {:?} waiting for {image}: {}",
+                a.timeout,
+                why.join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1).min(a.timeout.saturating_sub(start.elapsed())));
+    }
+}
