@@ -11,6 +11,7 @@
 //! - the ECR API with the real AWS CLI through the balancer is one registry;
 //! - event-delivery jobs claimed by three runners: every event delivered exactly once;
 //! - a policy attached with `berth admin` applies at once on every node;
+//! - replication jobs (to another deployment) run exactly once on three runners;
 //! - a node killed with -9 in the middle of a push: nothing partial is visible, the push
 //!   retried through the balancer succeeds, the restarted node serves it.
 //!
@@ -21,7 +22,7 @@
 
 mod common;
 
-use berth_test_support::nodes::{Cluster, NodeOptions};
+use berth_test_support::nodes::{Cluster, Node, NodeOptions};
 use berth_test_support::postgres::Postgres;
 use berth_test_support::seaweedfs;
 use common::balancer::{Balancer, Logged};
@@ -35,6 +36,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const REGION: &str = "us-east-1";
+/// The registry's account: the cluster's and its replication destination's (same
+/// account across regions needs no registry policy, as in ECR).
+const ACCOUNT: &str = "111111111111";
 
 /// Tools every test of this file needs (PostgreSQL and `weed` are checked by their
 /// fixtures).
@@ -51,6 +55,8 @@ struct Scale {
     hook: Hook,
     /// The `postgres://` URL of the cluster's database.
     metadata: String,
+    /// An embedded-default deployment in eu-west-1, the cluster's replication peer.
+    dest: Node,
     _dir: tempfile::TempDir,
 }
 
@@ -74,11 +80,35 @@ fn scale(test: &str) -> Option<&'static Scale> {
             .tempdir()
             .unwrap();
         let hook = Hook::start();
+        let dest = Node::start(
+            &NodeOptions::new(env!("CARGO_BIN_EXE_berth"))
+                .arg("--region")
+                .arg("eu-west-1")
+                .arg("--account-id")
+                .arg(ACCOUNT),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("the replication destination: {e}"));
+        let creds = fs::read_to_string(dest.data_dir().join("admin-credentials")).unwrap();
+        let cred = |k: &str| {
+            creds
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
+                .unwrap_or_else(|| panic!("{k} in admin-credentials"))
+        };
         let config = dir.path().join("berth.toml");
         fs::write(
             &config,
             format!(
                 r#"
+[[replication.peers]]
+region = "eu-west-1"
+registry_id = "{ACCOUNT}"
+endpoint = "http://{}"
+access_key_id = "{}"
+secret_access_key = "{}"
+
 [[events.rules]]
 name = "image-actions"
 event_pattern = '{{"source": ["aws.ecr"], "detail-type": ["ECR Image Action"]}}'
@@ -87,6 +117,9 @@ event_pattern = '{{"source": ["aws.ecr"], "detail-type": ["ECR Image Action"]}}'
 id = "hook"
 endpoint = "{}"
 "#,
+                dest.host,
+                cred("aws_access_key_id"),
+                cred("aws_secret_access_key"),
                 hook.url()
             ),
         )
@@ -101,6 +134,8 @@ endpoint = "{}"
             .arg(config.display().to_string())
             .arg("--region")
             .arg(REGION)
+            .arg("--account-id")
+            .arg(ACCOUNT)
             .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", seaweedfs::SECRET_KEY)
             .env("AWS_REGION", "us-east-1")
@@ -114,6 +149,7 @@ endpoint = "{}"
             lb,
             hook,
             metadata,
+            dest,
             _dir: dir,
         }
     }))
@@ -444,6 +480,135 @@ fn ecr_api_through_the_balancer_is_one_registry() {
         assert_eq!(
             got, want,
             "node{i} returns the policy set through the balancer"
+        );
+    }
+}
+
+/// Replication jobs run exactly once with three runners (issue 14, "replication and
+/// cache jobs run exactly once"; issue 9): a rule put through the balancer, 12 manifest
+/// PUTs spread over the nodes, each enqueuing its `replication.image` job in the push's
+/// transaction; every job succeeds in one attempt, and the destination (another
+/// deployment, eu-west-1) serves every tag with the digest pushed.
+#[test]
+fn replication_jobs_run_exactly_once_on_three_runners() {
+    const T: &str = "replication_jobs_run_exactly_once_on_three_runners";
+    let Some(s) = scale(T) else { return };
+    let _shared = s.shared();
+    s.aws(
+        &s.lb.host,
+        &[
+            "ecr",
+            "put-replication-configuration",
+            "--replication-configuration",
+            &format!(
+                r#"{{"rules":[{{"destinations":[{{"region":"eu-west-1","registryId":"{ACCOUNT}"}}],"repositoryFilters":[{{"filter":"scale/repl","filterType":"PREFIX_MATCH"}}]}}]}}"#
+            ),
+        ],
+    );
+    // Other nodes read the configuration within a second.
+    thread::sleep(Duration::from_millis(2500));
+    let auth = s.basic();
+    let repo = "scale/repl/app";
+    let config =
+        br#"{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = sha256_digest(config);
+    let r = http(
+        "POST",
+        &format!(
+            "http://{}/v2/{repo}/blobs/uploads/?digest={config_digest}",
+            s.lb.host
+        ),
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        Some(config),
+    );
+    assert_eq!(r.status, 201, "{}", r.describe());
+    let mut pushed: BTreeMap<String, String> = BTreeMap::new();
+    for i in 0..12 {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": config.len(),
+            },
+            "layers": [],
+            "annotations": {"replicated": i.to_string()},
+        })
+        .to_string();
+        let tag = format!("r{i}");
+        let r = http(
+            "PUT",
+            &format!("http://{}/v2/{repo}/manifests/{tag}", s.hosts[i % 3]),
+            &[
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+            ],
+            Some(manifest.as_bytes()),
+        );
+        assert_eq!(r.status, 201, "{}", r.describe());
+        pushed.insert(tag, sha256_digest(manifest.as_bytes()));
+    }
+    let ours =
+        format!("FROM jobs WHERE kind = 'replication.image' AND idempotency_key LIKE '{repo}@%'");
+    let start = Instant::now();
+    loop {
+        let done = s.sql(&format!("SELECT count(*) {ours} AND state = 'succeeded'"));
+        if done.trim() == "12" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "replication jobs succeeded: {done} of 12 after 120 s: {}\n{}",
+            s.sql(&format!("SELECT state, attempts, last_error {ours}")),
+            s.logs()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        s.sql(&format!("SELECT count(*), max(attempts) {ours}"))
+            .trim(),
+        "12|1",
+        "one job per push, one attempt each"
+    );
+    let dest_auth = {
+        use base64::Engine as _;
+        let creds = fs::read_to_string(s.dest.data_dir().join("admin-credentials")).unwrap();
+        let get = |k: &str| {
+            creds
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
+                .unwrap()
+        };
+        let pair = format!(
+            "{}:{}",
+            get("aws_access_key_id"),
+            get("aws_secret_access_key")
+        );
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    for (tag, digest) in &pushed {
+        let r = http(
+            "HEAD",
+            &s.dest.url(&format!("/v2/{repo}/manifests/{tag}")),
+            &[
+                ("Authorization", dest_auth.as_str()),
+                ("Accept", "application/vnd.oci.image.manifest.v1+json"),
+            ],
+            None,
+        );
+        assert_eq!(r.status, 200, "{tag} in eu-west-1: {}", r.describe());
+        assert_eq!(
+            r.header("Docker-Content-Digest"),
+            Some(digest.as_str()),
+            "{tag}"
         );
     }
 }
