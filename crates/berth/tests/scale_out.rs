@@ -89,14 +89,8 @@ fn scale(test: &str) -> Option<&'static Scale> {
             None,
         )
         .unwrap_or_else(|e| panic!("the replication destination: {e}"));
-        let creds = fs::read_to_string(dest.data_dir().join("admin-credentials")).unwrap();
-        let cred = |k: &str| {
-            creds
-                .lines()
-                .find_map(|l| l.strip_prefix(k))
-                .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
-                .unwrap_or_else(|| panic!("{k} in admin-credentials"))
-        };
+        let (dest_id, dest_secret) =
+            access_key(&fs::read_to_string(dest.data_dir().join("admin-credentials")).unwrap());
         let config = dir.path().join("berth.toml");
         fs::write(
             &config,
@@ -118,8 +112,8 @@ id = "hook"
 endpoint = "{}"
 "#,
                 dest.host,
-                cred("aws_access_key_id"),
-                cred("aws_secret_access_key"),
+                dest_id,
+                dest_secret,
                 hook.url()
             ),
         )
@@ -242,6 +236,28 @@ impl Scale {
 
 /// Distinct nodes that answered `requests` (after a failover nginx lists every node
 /// tried; the last one answered).
+/// The access key in a shared-credentials text (`[default]` with `aws_access_key_id` and
+/// `aws_secret_access_key`, as `admin-credentials` and `berth admin key create` print it).
+fn access_key(credentials: &str) -> (String, String) {
+    let get = |k: &str| {
+        credentials
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
+            .unwrap_or_else(|| panic!("{k} in {credentials}"))
+    };
+    (get("aws_access_key_id"), get("aws_secret_access_key"))
+}
+
+/// `Authorization: Basic` with an access key ID and secret (the OCI API accepts them).
+fn basic_auth((id, secret): &(String, String)) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
 fn nodes_of(requests: &[Logged]) -> BTreeSet<String> {
     requests
         .iter()
@@ -574,26 +590,9 @@ fn replication_jobs_run_exactly_once_on_three_runners() {
         "12|1",
         "one job per push, one attempt each"
     );
-    let dest_auth = {
-        use base64::Engine as _;
-        let creds = fs::read_to_string(s.dest.data_dir().join("admin-credentials")).unwrap();
-        let get = |k: &str| {
-            creds
-                .lines()
-                .find_map(|l| l.strip_prefix(k))
-                .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
-                .unwrap()
-        };
-        let pair = format!(
-            "{}:{}",
-            get("aws_access_key_id"),
-            get("aws_secret_access_key")
-        );
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        )
-    };
+    let dest_auth = basic_auth(&access_key(
+        &fs::read_to_string(s.dest.data_dir().join("admin-credentials")).unwrap(),
+    ));
     for (tag, digest) in &pushed {
         let r = http(
             "HEAD",
@@ -643,25 +642,7 @@ fn a_policy_attached_by_berth_admin_applies_at_once_on_every_node() {
     };
     admin(&["user", "create", "late"]);
     let credentials = admin(&["key", "create", "--user", "late"]);
-    let field = |name: &str| {
-        credentials
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
-            .unwrap_or_else(|| panic!("{name} in {credentials}"))
-    };
-    let basic = {
-        use base64::Engine as _;
-        let pair = format!(
-            "{}:{}",
-            field("aws_access_key_id"),
-            field("aws_secret_access_key")
-        );
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        )
-    };
+    let basic = basic_auth(&access_key(&credentials));
     let list = |host: &str| {
         http(
             "GET",
