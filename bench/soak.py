@@ -651,7 +651,10 @@ class Soak:
         return boto3.client(
             service, endpoint_url=f"http://{self.srv.host}", region_name="us-east-1",
             aws_access_key_id=self.key_id, aws_secret_access_key=self.secret,
-            config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"},
+            # total_max_attempts, not max_attempts (which counts *re*tries): a
+            # request the kill cut must not be retried against the next incarnation
+            # (a retried delete that had committed answers ImageNotFound).
+            config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"},
                                           connect_timeout=5, read_timeout=60))
 
     def setup(self):
