@@ -9,7 +9,7 @@
 //! every push event reached the receiver, no job is stuck, no partial or stray file is in
 //! the blob store, memory and file descriptors return within bounds.
 //!
-//! `BERTH_SOAK_SECONDS` sets the load time (default 120). Needs skopeo and boto3
+//! `BERTH_SOAK_SECONDS` sets the load time (default 90). Needs skopeo and boto3
 //! (`.ci/install-clients`); without them the test says SKIPPED, and fails under `CI=true`.
 
 mod common;
@@ -26,7 +26,7 @@ fn acknowledged_content_events_and_jobs_survive_kill_9_under_mixed_load() {
     ) {
         return;
     }
-    let secs = std::env::var("BERTH_SOAK_SECONDS").unwrap_or_else(|_| "120".into());
+    let secs = std::env::var("BERTH_SOAK_SECONDS").unwrap_or_else(|_| "90".into());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/soak.sh");
     let out = Command::new("bash")
         .arg(&script)
