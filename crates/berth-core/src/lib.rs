@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
+pub mod registry_scanning;
 pub mod replication;
 pub mod tag_rules;
 

@@ -23,7 +23,6 @@ use Support::{NotYet, Supported};
 
 const REPLICATION: Support = NotYet("replication");
 const CACHE: Support = NotYet("pull-through cache");
-const SCANNING: Support = NotYet("image scanning");
 const TEMPLATES: Support = NotYet("repository creation templates");
 const SIGNING: Support = NotYet("image signing");
 const SETTINGS: Support = NotYet("account settings");
@@ -38,7 +37,7 @@ pub fn support(op: Operation) -> Support {
         Operation::BatchCheckLayerAvailability => Supported,
         Operation::BatchDeleteImage => Supported,
         Operation::BatchGetImage => Supported,
-        Operation::BatchGetRepositoryScanningConfiguration => SCANNING,
+        Operation::BatchGetRepositoryScanningConfiguration => Supported,
         Operation::CompleteLayerUpload => Supported,
         Operation::CreatePullThroughCacheRule => CACHE,
         Operation::CreateRepository => Supported,
@@ -66,7 +65,7 @@ pub fn support(op: Operation) -> Support {
         Operation::GetLifecyclePolicy => Supported,
         Operation::GetLifecyclePolicyPreview => Supported,
         Operation::GetRegistryPolicy => Supported,
-        Operation::GetRegistryScanningConfiguration => SCANNING,
+        Operation::GetRegistryScanningConfiguration => Supported,
         Operation::GetRepositoryPolicy => Supported,
         Operation::GetSigningConfiguration => SIGNING,
         Operation::InitiateLayerUpload => Supported,
@@ -81,7 +80,7 @@ pub fn support(op: Operation) -> Support {
         Operation::PutImageTagMutability => Supported,
         Operation::PutLifecyclePolicy => Supported,
         Operation::PutRegistryPolicy => Supported,
-        Operation::PutRegistryScanningConfiguration => SCANNING,
+        Operation::PutRegistryScanningConfiguration => Supported,
         Operation::PutReplicationConfiguration => Supported,
         Operation::PutSigningConfiguration => SIGNING,
         Operation::RegisterPullTimeUpdateExclusion => PULL_TIME,

@@ -497,6 +497,12 @@ impl PgMeta {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // The image's scan goes with it (ECR forgets a deleted image's findings).
+        sqlx::query("DELETE FROM image_scans WHERE repository_id = $1 AND manifest_digest = $2")
+            .bind(id)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?;
         let jobs = if n > 0 {
             hook.jobs(&Change::ManifestDeleted {
                 repository: repo,

@@ -9,8 +9,8 @@
 //! scan writes its `IN_PROGRESS` row and enqueues its job in one transaction, so a scan
 //! is never shown in progress without the job that finishes it; finishing names the
 //! scan's start time, so a stale job cannot overwrite a newer scan; scans go with their
-//! repository (`ON DELETE CASCADE`) and with their image (deleted with the manifest
-//! by `forget_image_scan`, called by the registry).
+//! repository (`ON DELETE CASCADE`) and with their image (`delete_manifest` deletes the
+//! image's scan in its transaction; `forget_image_scan` removes one on its own).
 
 use crate::jobs::NewJob;
 use crate::Result;

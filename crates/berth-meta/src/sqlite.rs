@@ -540,6 +540,12 @@ impl MetaStore for SqliteMeta {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // The image's scan goes with it (ECR forgets a deleted image's findings).
+        sqlx::query("DELETE FROM image_scans WHERE repository_id = ? AND manifest_digest = ?")
+            .bind(id)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?;
         let jobs = if n > 0 {
             hook.jobs(&Change::ManifestDeleted {
                 repository: repo,

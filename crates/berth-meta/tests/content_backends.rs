@@ -19,7 +19,7 @@ use berth_meta::events::{
 use berth_meta::jobs::NewJob;
 use berth_meta::{
     Change, ChangeHook, GcStore, MetaError, MetaStore, NoJobs, PgMeta, RepositorySettings,
-    RepositoryStore, SqliteMeta, TagStatus,
+    RepositoryStore, ScanStore, SqliteMeta, TagStatus,
 };
 use berth_test_support::postgres::Postgres;
 use berth_test_support::{image_manifest, sha256};
@@ -292,11 +292,21 @@ async fn push_pull_list_and_delete() {
             !m.delete_tag(&r, &tag("a"), &EveryChange).await.unwrap(),
             "{n}"
         );
+        // A scanned image's scan goes with it (ECR forgets a deleted image's findings).
+        let scan = NewJob::new("scan.image", serde_json::json!({}));
+        m.start_image_scan(&r, &i.digest, "", &scan, 1, 600)
+            .await
+            .unwrap();
+        assert!(m.image_scan(&r, &i.digest).await.unwrap().is_some(), "{n}");
         assert!(
             m.delete_manifest(&r, &i.digest, &EveryChange)
                 .await
                 .unwrap(),
             "{n}"
+        );
+        assert!(
+            m.image_scan(&r, &i.digest).await.unwrap().is_none(),
+            "{n}: the scan went with the image"
         );
         assert!(
             !m.delete_manifest(&r, &i.digest, &EveryChange)
@@ -312,7 +322,7 @@ async fn push_pull_list_and_delete() {
         );
         assert_eq!(
             job_kinds(&b).await,
-            ["put", "tag-deleted", "manifest-deleted"],
+            ["put", "tag-deleted", "scan.image", "manifest-deleted"],
             "{n}"
         );
         // Unlinking: the blob is no longer served from the repository.

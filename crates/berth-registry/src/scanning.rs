@@ -14,6 +14,7 @@
 //! images whose findings changed (the caller sends their `ECR Image Scan` events).
 
 use crate::{Registry, RegistryError, Result};
+use berth_core::registry_scanning::{RegistryScanningConfiguration, RepositoryScanning};
 use berth_core::{Digest, Reference, RepositoryName};
 use berth_meta::jobs::NewJob;
 use berth_meta::scanning::{ImageScanRow, ImportOutcome, ScanStart, ScanStatus, VulnRecordRow};
@@ -161,6 +162,55 @@ impl Registry {
         } else {
             Err(RegistryError::NameUnknown(repo.to_string()))
         }
+    }
+
+    /// The registry scanning configuration (ECR GetRegistryScanningConfiguration) and
+    /// whether one was ever put (before that, `BASIC` with no rules, and repositories'
+    /// own `scanOnPush` decide). Errors: the stored row does not decode.
+    pub async fn registry_scanning_configuration(
+        &self,
+    ) -> Result<(bool, RegistryScanningConfiguration)> {
+        let Some((scan_type, rules)) = self.meta.registry_scanning().await? else {
+            return Ok((false, RegistryScanningConfiguration::default()));
+        };
+        let cfg = serde_json::from_value(serde_json::json!({
+            "scanType": scan_type,
+            "rules": serde_json::from_str::<serde_json::Value>(&rules)
+                .map_err(|e| corrupt("registry scanning rules", e))?,
+        }))
+        .map_err(|e| corrupt("registry scanning configuration", e))?;
+        Ok((true, cfg))
+    }
+
+    /// Replaces the registry scanning configuration (ECR PutRegistryScanningConfiguration;
+    /// the ECR API adapter validated it).
+    pub async fn put_registry_scanning_configuration(
+        &self,
+        cfg: &RegistryScanningConfiguration,
+    ) -> Result<()> {
+        let scan_type = serde_json::to_value(cfg.scan_type)
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let rules = serde_json::to_string(&cfg.rules)
+            .map_err(|e| RegistryError::Internal(e.to_string()))?;
+        self.meta
+            .put_registry_scanning(scan_type.as_str().unwrap_or("BASIC"), &rules, now())
+            .await?;
+        Ok(())
+    }
+
+    /// How repository `repo` is scanned (ECR BatchGetRepositoryScanningConfiguration):
+    /// its own `scanOnPush` and what the registry configuration makes of it. Errors:
+    /// [`RegistryError::NameUnknown`].
+    pub async fn repository_scanning(
+        &self,
+        repo: &RepositoryName,
+    ) -> Result<(bool, RepositoryScanning)> {
+        let settings = self.repository(repo).await?.settings;
+        let (configured, cfg) = self.registry_scanning_configuration().await?;
+        Ok((
+            settings.scan_on_push,
+            cfg.repository(configured, repo.as_str(), settings.scan_on_push),
+        ))
     }
 
     /// Each vulnerability source with its timestamps.

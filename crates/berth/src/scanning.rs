@@ -159,15 +159,17 @@ pub struct ScanOnPush(pub Registry);
 impl JobHandler for ScanOnPush {
     async fn run(&self, job: JobInput) -> Result<Value, JobError> {
         let (repo, digest) = image(&job)?;
-        let settings = match self.0.repository(&repo).await {
-            Ok(r) => r.settings,
+        // The repository's own scanOnPush and the registry scanning configuration's
+        // rules decide (berth_core::registry_scanning).
+        let scanning = match self.0.repository_scanning(&repo).await {
+            Ok((_, scanning)) => scanning,
             Err(berth_registry::RegistryError::NameUnknown(_)) => {
                 return Ok(json!({"repository": null}))
             }
             Err(e) => return Err(JobError::Retryable(e.to_string())),
         };
-        if !settings.scan_on_push {
-            return Ok(json!({"scanOnPush": false}));
+        if !scanning.frequency.scans_on_push() {
+            return Ok(json!({"scanFrequency": scanning.frequency.as_str()}));
         }
         match self
             .0

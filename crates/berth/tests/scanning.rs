@@ -469,4 +469,215 @@ fn aws_cli_scans_an_image_and_reads_its_findings() {
         reads_after_first,
         "re-matching read no layer"
     );
+
+    // DescribeImages carries each scanned image's status and findings summary (botocore
+    // ImageDetail.imageScanStatus / imageScanFindingsSummary); a never-scanned image none.
+    let images = aws_ok(
+        &reg,
+        &["describe-images", "--repository-name", "scan/onpush"],
+    );
+    let detail = &images["imageDetails"][0];
+    assert_eq!(detail["imageScanStatus"]["status"], "COMPLETE", "{detail}");
+    let summary = &detail["imageScanFindingsSummary"];
+    assert_eq!(
+        summary["findingSeverityCounts"]
+            .as_object()
+            .map(|c| c.values().map(|v| v.as_u64().unwrap()).sum::<u64>()),
+        Some(want_now.len() as u64),
+        "{detail}"
+    );
+    assert!(summary["imageScanCompletedAt"].is_number(), "{detail}");
+    assert!(
+        summary["vulnerabilitySourceUpdatedAt"].is_number(),
+        "{detail}"
+    );
+
+    registry_scanning_rules_decide_scan_on_push(&reg, &layout);
+}
+
+/// `aws ecr describe-image-scan-findings` on `repo:v1`: whether it answers
+/// ScanNotFoundException.
+fn never_scanned(reg: &Registry, repo: &str) -> bool {
+    let o = aws(
+        reg,
+        &[
+            "describe-image-scan-findings",
+            "--repository-name",
+            repo,
+            "--image-id",
+            "imageTag=v1",
+        ],
+    );
+    o.stderr.contains("(ScanNotFoundException)")
+}
+
+/// The finished `scan.on_push` job of `repo` (its result says what was decided).
+fn scan_on_push_result(reg: &Registry, repo: &str) -> Value {
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let jobs = admin(
+            reg,
+            &["jobs", "list", "--kind", "scan.on_push", "--limit", "1000"],
+        );
+        if let Some(j) = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["payload"]["repository"] == repo && j["state"] == "succeeded")
+        {
+            return j["result"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scan.on_push job of {repo}: {jobs}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// ECR PutRegistryScanningConfiguration / GetRegistryScanningConfiguration /
+/// BatchGetRepositoryScanningConfiguration (ECR_REFERENCE §2.10): a BASIC rule with a
+/// wildcard filter makes pushes to matching repositories scanned, others stay MANUAL;
+/// ECR's validation; and a deleted image's scan goes with it.
+fn registry_scanning_rules_decide_scan_on_push(reg: &Registry, layout: &Path) {
+    let got = aws_ok(reg, &["get-registry-scanning-configuration"]);
+    assert_eq!(got["scanningConfiguration"]["scanType"], "BASIC", "{got}");
+    assert_eq!(
+        got["scanningConfiguration"]["rules"],
+        serde_json::json!([]),
+        "{got}"
+    );
+
+    let bad = aws(
+        reg,
+        &[
+            "put-registry-scanning-configuration",
+            "--scan-type",
+            "BASIC",
+            "--rules",
+            r#"[{"scanFrequency":"CONTINUOUS_SCAN","repositoryFilters":[{"filter":"scan","filterType":"WILDCARD"}]}]"#,
+        ],
+    );
+    assert!(
+        bad.stderr.contains("(InvalidParameterException)")
+            && bad
+                .stderr
+                .contains("only supported with the ENHANCED scan type"),
+        "{}",
+        bad.describe()
+    );
+    let bad = aws(
+        reg,
+        &[
+            "put-registry-scanning-configuration",
+            "--rules",
+            r#"[{"scanFrequency":"SCAN_ON_PUSH","repositoryFilters":[{"filter":"Scan/Rule","filterType":"WILDCARD"}]}]"#,
+        ],
+    );
+    assert!(
+        bad.stderr.contains("(InvalidParameterException)")
+            && bad.stderr.contains("must satisfy regular expression"),
+        "{}",
+        bad.describe()
+    );
+
+    let rules = r#"[{"scanFrequency":"SCAN_ON_PUSH","repositoryFilters":[{"filter":"scan/rule*","filterType":"WILDCARD"}]}]"#;
+    let put = aws_ok(
+        reg,
+        &[
+            "put-registry-scanning-configuration",
+            "--scan-type",
+            "BASIC",
+            "--rules",
+            rules,
+        ],
+    );
+    assert_eq!(
+        put["registryScanningConfiguration"]["rules"][0]["repositoryFilters"][0]["filter"],
+        "scan/rule*",
+        "{put}"
+    );
+    let got = aws_ok(reg, &["get-registry-scanning-configuration"]);
+    assert_eq!(
+        got["scanningConfiguration"], put["registryScanningConfiguration"],
+        "{got}"
+    );
+
+    // Pushed without a repository-level scanOnPush: the rule decides.
+    skopeo_push_layout(layout, "v1", &reg.image("scan/other:v1"));
+    skopeo_push_layout(layout, "v1", &reg.image("scan/rule-a:v1"));
+    assert_eq!(
+        scan_on_push_result(reg, "scan/other")["scanFrequency"],
+        "MANUAL"
+    );
+    assert!(scan_on_push_result(reg, "scan/rule-a")["started"].is_string());
+    assert!(never_scanned(reg, "scan/other"));
+    assert!(!never_scanned(reg, "scan/rule-a"));
+
+    let batch = aws_ok(
+        reg,
+        &[
+            "batch-get-repository-scanning-configuration",
+            "--repository-names",
+            "scan/rule-a",
+            "scan/other",
+            "scan/onpush",
+            "scan/missing",
+        ],
+    );
+    let by_name = |n: &str| {
+        batch["scanningConfigurations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["repositoryName"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{n}: {batch}"))
+    };
+    let a = by_name("scan/rule-a");
+    assert_eq!(
+        (a["scanFrequency"].as_str(), a["scanOnPush"].as_bool()),
+        (Some("SCAN_ON_PUSH"), Some(false)),
+        "{a}"
+    );
+    assert_eq!(a["appliedScanFilters"][0]["filter"], "scan/rule*", "{a}");
+    assert!(
+        a["repositoryArn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":repository/scan/rule-a"),
+        "{a}"
+    );
+    assert_eq!(by_name("scan/other")["scanFrequency"], "MANUAL", "{batch}");
+    // BASIC: a repository's own (deprecated) scanOnPush still scans on push.
+    assert_eq!(
+        by_name("scan/onpush")["scanFrequency"],
+        "SCAN_ON_PUSH",
+        "{batch}"
+    );
+    assert_eq!(
+        batch["failures"][0]["repositoryName"], "scan/missing",
+        "{batch}"
+    );
+    assert_eq!(
+        batch["failures"][0]["failureCode"], "REPOSITORY_NOT_FOUND",
+        "{batch}"
+    );
+
+    // A deleted image's scan goes with it: pushed again, it has none until scanned.
+    aws_ok(
+        reg,
+        &[
+            "batch-delete-image",
+            "--repository-name",
+            "scan/manual",
+            "--image-ids",
+            "imageTag=v1",
+        ],
+    );
+    skopeo_push_layout(layout, "v1", &reg.image("scan/manual:v1"));
+    assert!(
+        never_scanned(reg, "scan/manual"),
+        "the old scan went with the deleted image"
+    );
 }

@@ -165,6 +165,7 @@ pub(super) async fn describe(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
                 out.push(ctx.image_detail_json(name.as_str(), &image));
             }
         }
+        super::scanning::add_scan_summaries(ctx, &name, &mut out).await?;
         return Ok(json!({ "imageDetails": out }));
     }
     let mut images = if none {
@@ -179,9 +180,12 @@ pub(super) async fn describe(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
     };
     let more = images.len() > limit as usize;
     images.truncate(limit as usize);
-    let mut v = json!({
-        "imageDetails": images.iter().map(|i| ctx.image_detail_json(name.as_str(), i)).collect::<Vec<_>>()
-    });
+    let mut details: Vec<Value> = images
+        .iter()
+        .map(|i| ctx.image_detail_json(name.as_str(), i))
+        .collect();
+    super::scanning::add_scan_summaries(ctx, &name, &mut details).await?;
+    let mut v = json!({ "imageDetails": details });
     if more {
         let last = images
             .last()

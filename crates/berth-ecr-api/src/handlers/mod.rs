@@ -55,6 +55,15 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
         O::PutImageScanningConfiguration => scanning::put_configuration(ctx, body).await,
         O::StartImageScan => scanning::start(ctx, body).await,
         O::DescribeImageScanFindings => scanning::describe_findings(ctx, body).await,
+        O::PutRegistryScanningConfiguration => {
+            scanning::put_registry_configuration(ctx, body).await
+        }
+        O::GetRegistryScanningConfiguration => {
+            scanning::get_registry_configuration(ctx, body).await
+        }
+        O::BatchGetRepositoryScanningConfiguration => {
+            scanning::batch_get_repository_configuration(ctx, body).await
+        }
         op => not_yet(ctx, op, body).await,
     }
 }

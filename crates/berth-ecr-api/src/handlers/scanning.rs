@@ -11,6 +11,7 @@ use super::registry_error;
 use crate::error::{EcrError, EcrErrorType};
 use crate::wire::{parse, ImageId};
 use crate::{page, validate, Ctx};
+use berth_core::registry_scanning::RegistryScanningConfiguration;
 use berth_core::Reference;
 use berth_registry::scanning::ImageScan;
 use berth_registry::{Finding, ScanStatus};
@@ -121,6 +122,71 @@ pub(crate) fn severity_counts(scan: &ImageScan) -> Value {
     Value::Object(counts)
 }
 
+/// `vulnerabilitySourceUpdatedAt`: the newest `modified` of the imported vulnerability
+/// sources, epoch seconds; `None` before any import.
+async fn sources_updated_at(ctx: &Ctx<'_>, repo: &str) -> Result<Option<i64>, EcrError> {
+    let sources = ctx
+        .registry
+        .vuln_sources()
+        .await
+        .map_err(|e| registry_error(ctx, repo, e))?;
+    Ok(sources
+        .iter()
+        .map(|s| s.updated_at.as_str())
+        .max()
+        .and_then(|newest| {
+            time::OffsetDateTime::parse(newest, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map(|t| t.unix_timestamp()))
+}
+
+/// `ImageScanFindingsSummary` of a completed scan: completion time, the sources' update
+/// time, and the counts of the severities that have findings.
+fn summary(scan: &ImageScan, sources_updated: Option<i64>) -> Value {
+    let mut v = json!({
+        "imageScanCompletedAt": scan.row.completed_at.unwrap_or(scan.row.started_at),
+        "findingSeverityCounts": severity_counts(scan),
+    });
+    if let Some(t) = sources_updated {
+        v["vulnerabilitySourceUpdatedAt"] = json!(t);
+    }
+    v
+}
+
+/// Adds `imageScanStatus` and, for a completed scan, `imageScanFindingsSummary` to each
+/// `ImageDetail` of DescribeImages (botocore `ImageDetail`), from the images' latest
+/// scans; images never scanned get neither, as in ECR.
+pub(crate) async fn add_scan_summaries(
+    ctx: &Ctx<'_>,
+    repo: &berth_core::RepositoryName,
+    details: &mut [Value],
+) -> Result<(), EcrError> {
+    let mut sources_updated = None;
+    for d in details.iter_mut() {
+        let Some(digest) = d["imageDigest"]
+            .as_str()
+            .and_then(|s| s.parse::<berth_core::Digest>().ok())
+        else {
+            continue;
+        };
+        let scan = ctx
+            .registry
+            .image_scan(repo, &digest)
+            .await
+            .map_err(|e| registry_error(ctx, repo.as_str(), e))?;
+        let Some(scan) = scan else { continue };
+        d["imageScanStatus"] =
+            json!({"status": scan.row.status.as_str(), "description": scan.row.description});
+        if scan.row.status == ScanStatus::Complete {
+            if sources_updated.is_none() {
+                sources_updated = Some(sources_updated_at(ctx, repo.as_str()).await?);
+            }
+            d["imageScanFindingsSummary"] = summary(&scan, sources_updated.flatten());
+        }
+    }
+    Ok(())
+}
+
 pub(super) async fn describe_findings(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError> {
     let r: ImageRequest = parse(body)?;
     // maxResults 1–1000 (botocore model), default 100 like the other listings.
@@ -169,26 +235,174 @@ pub(super) async fn describe_findings(ctx: &Ctx<'_>, body: &[u8]) -> Result<Valu
     if scan.row.status != ScanStatus::Complete {
         return Ok(v);
     }
-    let sources = ctx
-        .registry
-        .vuln_sources()
-        .await
-        .map_err(|e| registry_error(ctx, name.as_str(), e))?;
-    let mut findings = serde_json::json!({
-        "imageScanCompletedAt": scan.row.completed_at.unwrap_or(scan.row.started_at),
-        "findingSeverityCounts": severity_counts(&scan),
-        "findings": scan.findings.iter().skip(start).take(limit).map(finding_json).collect::<Vec<_>>(),
-    });
-    if let Some(newest) = sources.iter().map(|s| s.updated_at.as_str()).max() {
-        if let Ok(t) =
-            time::OffsetDateTime::parse(newest, &time::format_description::well_known::Rfc3339)
-        {
-            findings["vulnerabilitySourceUpdatedAt"] = json!(t.unix_timestamp());
-        }
-    }
+    let sources_updated = sources_updated_at(ctx, name.as_str()).await?;
+    let mut findings = summary(&scan, sources_updated);
+    findings["findings"] = scan
+        .findings
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(finding_json)
+        .collect();
     v["imageScanFindings"] = findings;
     if start + limit < scan.findings.len() {
         v["nextToken"] = json!(page::encode(&listing, &[&(start + limit).to_string()]));
     }
     Ok(v)
+}
+
+/// The `ScanningRepositoryFilterValue` pattern of the botocore model.
+const SCAN_FILTER_PATTERN: &str = "^[a-z0-9*](?:[._\\-/a-z0-9*]?[a-z0-9*]+)*$";
+
+/// Whether `s` matches [`SCAN_FILTER_PATTERN`]: `[a-z0-9*]` characters, single `.`, `_`,
+/// `-` or `/` separators between them, starting and ending with `[a-z0-9*]`.
+fn scan_filter_ok(s: &str) -> bool {
+    let word = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'*';
+    let b = s.as_bytes();
+    !b.is_empty()
+        && word(b[0])
+        && word(b[b.len() - 1])
+        && b.windows(2).all(|w| word(w[0]) || word(w[1]))
+        && b.iter().all(|&c| word(c) || b"._-/".contains(&c))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutRegistryRequest {
+    scan_type: Option<String>,
+    rules: Option<Vec<Value>>,
+}
+
+/// The rules of a PutRegistryScanningConfiguration, checked as ECR checks them (model
+/// lengths, patterns and enums; one rule per frequency; `CONTINUOUS_SCAN` only with
+/// `ENHANCED`).
+fn registry_configuration(
+    r: PutRegistryRequest,
+) -> Result<RegistryScanningConfiguration, EcrError> {
+    let scan_type = r.scan_type.unwrap_or_else(|| "BASIC".into());
+    validate::one_of(&scan_type, "scanType", &["BASIC", "ENHANCED"])?;
+    let rules = r.rules.unwrap_or_default();
+    validate::list(&rules, "rules", 0, 2)?;
+    for (i, rule) in rules.iter().enumerate() {
+        let at = format!("rules.{}", i + 1);
+        let frequency = rule.get("scanFrequency").and_then(Value::as_str);
+        let frequency = validate::required(frequency, &format!("{at}.scanFrequency"))?;
+        validate::one_of(
+            frequency,
+            &format!("{at}.scanFrequency"),
+            &["SCAN_ON_PUSH", "CONTINUOUS_SCAN", "MANUAL"],
+        )?;
+        if frequency == "CONTINUOUS_SCAN" && scan_type == "BASIC" {
+            return Err(EcrError::invalid_parameter(
+                &format!("{at}.scanFrequency"),
+                "CONTINUOUS_SCAN is only supported with the ENHANCED scan type; BASIC supports SCAN_ON_PUSH and MANUAL",
+            ));
+        }
+        let filters = rule.get("repositoryFilters").and_then(Value::as_array);
+        let filters = validate::required(filters, &format!("{at}.repositoryFilters"))?;
+        validate::list(filters, &format!("{at}.repositoryFilters"), 0, 100)?;
+        for f in filters {
+            let member = format!("{at}.repositoryFilters.filter");
+            let value = f.get("filter").and_then(Value::as_str);
+            let value = validate::required(value, &member)?;
+            validate::length(value, &member, 1, 255)?;
+            if !scan_filter_ok(value) {
+                return Err(EcrError::invalid_parameter(
+                    &member,
+                    format!("must satisfy regular expression '{SCAN_FILTER_PATTERN}'"),
+                ));
+            }
+            let kind = f.get("filterType").and_then(Value::as_str);
+            let kind = validate::required(kind, &format!("{at}.repositoryFilters.filterType"))?;
+            validate::one_of(
+                kind,
+                &format!("{at}.repositoryFilters.filterType"),
+                &["WILDCARD"],
+            )?;
+        }
+    }
+    let mut frequencies: Vec<&str> = rules
+        .iter()
+        .filter_map(|r| r.get("scanFrequency").and_then(Value::as_str))
+        .collect();
+    frequencies.sort_unstable();
+    if frequencies.windows(2).any(|w| w[0] == w[1]) {
+        return Err(EcrError::invalid_parameter(
+            "rules",
+            "each scanFrequency may appear in one rule only",
+        ));
+    }
+    serde_json::from_value(json!({"scanType": scan_type, "rules": rules}))
+        .map_err(|e| EcrError::invalid_parameter("rules", e))
+}
+
+pub(super) async fn put_registry_configuration(
+    ctx: &Ctx<'_>,
+    body: &[u8],
+) -> Result<Value, EcrError> {
+    let r: PutRegistryRequest = parse(body)?;
+    let cfg = registry_configuration(r)?;
+    ctx.authorize("*").await?;
+    ctx.registry
+        .put_registry_scanning_configuration(&cfg)
+        .await
+        .map_err(|e| registry_error(ctx, "", e))?;
+    Ok(json!({ "registryScanningConfiguration": cfg }))
+}
+
+pub(super) async fn get_registry_configuration(
+    ctx: &Ctx<'_>,
+    body: &[u8],
+) -> Result<Value, EcrError> {
+    let _: Value = parse(body)?;
+    ctx.authorize("*").await?;
+    let (_, cfg) = ctx
+        .registry
+        .registry_scanning_configuration()
+        .await
+        .map_err(|e| registry_error(ctx, "", e))?;
+    Ok(json!({"registryId": ctx.account(), "scanningConfiguration": cfg}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchGetRequest {
+    repository_names: Option<Vec<String>>,
+}
+
+/// BatchGetRepositoryScanningConfiguration: per repository its `scanOnPush`, the
+/// frequency the registry configuration gives it and the filters that decided it; a
+/// missing repository is a `REPOSITORY_NOT_FOUND` failure, not an error.
+pub(super) async fn batch_get_repository_configuration(
+    ctx: &Ctx<'_>,
+    body: &[u8],
+) -> Result<Value, EcrError> {
+    let r: BatchGetRequest = parse(body)?;
+    let names = validate::required(r.repository_names, "repositoryNames")?;
+    validate::list(&names, "repositoryNames", 1, 25)?;
+    let mut configurations = Vec::new();
+    let mut failures = Vec::new();
+    for n in &names {
+        let name = validate::repository_name(n, "repositoryNames")?;
+        ctx.authorize_repo(&name).await?;
+        match ctx.registry.repository_scanning(&name).await {
+            Ok((scan_on_push, scanning)) => configurations.push(json!({
+                "repositoryArn": ctx.iam.repository_arn(name.as_str()),
+                "repositoryName": name.as_str(),
+                "scanOnPush": scan_on_push,
+                "scanFrequency": scanning.frequency.as_str(),
+                "appliedScanFilters": scanning.applied_filters,
+            })),
+            Err(berth_registry::RegistryError::NameUnknown(_)) => failures.push(json!({
+                "repositoryName": name.as_str(),
+                "failureCode": "REPOSITORY_NOT_FOUND",
+                "failureReason": format!(
+                    "The repository with name '{name}' does not exist in the registry with id '{}'",
+                    ctx.account()
+                ),
+            })),
+            Err(e) => return Err(registry_error(ctx, name.as_str(), e)),
+        }
+    }
+    Ok(json!({"scanningConfigurations": configurations, "failures": failures}))
 }
