@@ -171,6 +171,7 @@ impl From<RegistryError> for OciError {
             E::ManifestTooLarge(_) => (C::SizeInvalid, Some(StatusCode::PAYLOAD_TOO_LARGE)),
             E::ManifestBlobUnknown { .. } => (C::ManifestBlobUnknown, None),
             E::Conflict(_) => (C::Denied, Some(StatusCode::CONFLICT)),
+            E::PullBlocked(_) => (C::Denied, None),
             E::RepositoryAlreadyExists(_)
             | E::RepositoryNotEmpty(_)
             | E::ImageAlreadyExists { .. }

@@ -388,6 +388,8 @@ async fn get_manifest(
         (h.digest, h.media_type, h.size, Bytes::new())
     } else {
         let m = reg.get_manifest(name, r).await?;
+        // Remediation: an image with blocking findings is not served (issue 11).
+        reg.check_pull(name, &m.digest).await?;
         let size = m.body.len() as u64;
         (m.digest.clone(), m.media_type.clone(), size, m.body.clone())
     };

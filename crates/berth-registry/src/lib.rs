@@ -67,6 +67,9 @@ pub struct RegistryConfig {
     /// Cache manifest lookups in memory ([`cache::ManifestCache`]). Only correct when this
     /// process is the sole writer of the metadata store (the embedded SQLite default).
     pub manifest_cache: bool,
+    /// Refuse OCI pulls of images whose latest scan has findings at or above a severity
+    /// ([`scanning::PullBlock`]); `None`: pulls are never refused for findings.
+    pub pull_block: Option<scanning::PullBlock>,
 }
 
 impl Default for RegistryConfig {
@@ -75,6 +78,7 @@ impl Default for RegistryConfig {
             create_on_push: true,
             upload_expiry: Duration::from_secs(3600),
             manifest_cache: true,
+            pull_block: None,
         }
     }
 }
@@ -136,6 +140,10 @@ pub enum RegistryError {
         /// The missing digests.
         missing: Vec<Digest>,
     },
+    /// A pull refused because the image's latest scan has findings at or above the
+    /// configured severity ([`scanning::PullBlock`]); the message names them.
+    #[error("{0}")]
+    PullBlocked(String),
     /// The request conflicts with the repository's state (e.g. deleting an index child).
     #[error("{0}")]
     Conflict(String),

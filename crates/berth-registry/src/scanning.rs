@@ -54,6 +54,27 @@ pub fn scan_job(repo: &RepositoryName, digest: &Digest, started_at: i64) -> NewJ
     .max_attempts(5)
 }
 
+/// Remediation (issue 11): OCI pulls of an image whose latest completed scan has a
+/// finding at or above `severity` are refused with `403 DENIED` naming the findings,
+/// except findings whose name or any alias is in `ignore` (accepted risks). Only
+/// repositories starting with one of `repository_prefixes` are checked (empty: every
+/// repository). An image not scanned yet, or whose scan is in progress or failed, is
+/// served: the gate is about known findings, and `berth scan gate` in CI is the place to
+/// insist on a scan. Manifest GETs are checked (a HEAD reveals only the digest); blobs
+/// are not, so this stops deployments, not a client that already knows the layers.
+#[derive(Debug, Clone)]
+pub struct PullBlock {
+    /// The lowest severity that blocks.
+    pub severity: Severity,
+    /// Finding names or aliases (`CVE-…`, `GHSA-…`) that never block.
+    pub ignore: std::collections::BTreeSet<String>,
+    /// Repository-name prefixes the block applies to (empty: all).
+    pub repository_prefixes: Vec<String>,
+}
+
+/// At most this many findings are named in a refusal (the rest are counted).
+const BLOCK_NAMED: usize = 10;
+
 /// Scanning's state shared by a registry's clones: the matcher's database at the
 /// generation it was built from, and how many layers were read (for tests and metrics).
 #[derive(Default)]
@@ -211,6 +232,72 @@ impl Registry {
             settings.scan_on_push,
             cfg.repository(configured, repo.as_str(), settings.scan_on_push),
         ))
+    }
+
+    /// Whether an OCI pull of `repo@digest` may be served under the configured
+    /// [`PullBlock`]. Errors: [`RegistryError::PullBlocked`] naming the blocking
+    /// findings; database errors.
+    pub async fn check_pull(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        let Some(block) = &self.cfg.pull_block else {
+            return Ok(());
+        };
+        if !block.repository_prefixes.is_empty()
+            && !block
+                .repository_prefixes
+                .iter()
+                .any(|p| repo.as_str().starts_with(p.as_str()))
+        {
+            return Ok(());
+        }
+        let Some(scan) = self.image_scan(repo, digest).await? else {
+            return Ok(());
+        };
+        if scan.row.status != ScanStatus::Complete {
+            return Ok(());
+        }
+        let blocking: Vec<&Finding> = scan
+            .findings
+            .iter()
+            .filter(|f| f.severity >= block.severity)
+            .filter(|f| {
+                !block.ignore.contains(&f.name) && !f.ids.iter().any(|i| block.ignore.contains(i))
+            })
+            .collect();
+        if blocking.is_empty() {
+            return Ok(());
+        }
+        metrics::counter!("berth_pulls_blocked_total").increment(1);
+        let named: Vec<String> = blocking
+            .iter()
+            .take(BLOCK_NAMED)
+            .map(|f| {
+                let fixed = if f.fixed_in_versions.is_empty() {
+                    "no fixed version".to_owned()
+                } else {
+                    format!("fixed in {}", f.fixed_in_versions.join(", "))
+                };
+                format!(
+                    "{} {} ({} {}, {fixed})",
+                    f.severity.as_str(),
+                    f.name,
+                    f.package.name,
+                    f.package.version
+                )
+            })
+            .collect();
+        let more = blocking.len().saturating_sub(BLOCK_NAMED);
+        Err(RegistryError::PullBlocked(format!(
+            "pull of {repo}@{digest} refused: its latest scan has {} finding(s) at or above {}: {}{}; \
+             push a fixed image, or accept a finding with scan_block_pulls_ignore",
+            blocking.len(),
+            block.severity.as_str(),
+            named.join("; "),
+            if more > 0 {
+                format!("; and {more} more (aws ecr describe-image-scan-findings)")
+            } else {
+                String::new()
+            }
+        )))
     }
 
     /// Each vulnerability source with its timestamps.

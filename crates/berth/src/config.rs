@@ -480,6 +480,34 @@ pub struct Settings {
     #[serde(default)]
     pub lifecycle_exclude_prefixes: Vec<String>,
 
+    /// Refuse OCI pulls (manifest GETs) of images whose latest completed scan has a
+    /// finding at or above this severity (`LOW`, `MEDIUM`, `HIGH` or `CRITICAL`), with
+    /// `403 DENIED` naming the findings. Images not scanned yet are served. [default: off]
+    #[arg(long, env = "BERTH_SCAN_BLOCK_PULLS_AT", value_name = "SEVERITY")]
+    pub scan_block_pulls_at: Option<String>,
+
+    /// Findings (CVE or advisory IDs, comma-separated) that never block a pull: accepted
+    /// risks. [default: none]
+    #[arg(
+        long,
+        env = "BERTH_SCAN_BLOCK_PULLS_IGNORE",
+        value_name = "IDS",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub scan_block_pulls_ignore: Vec<String>,
+
+    /// Repository-name prefixes `scan_block_pulls_at` applies to, comma-separated.
+    /// [default: every repository]
+    #[arg(
+        long,
+        env = "BERTH_SCAN_BLOCK_PULLS_REPOSITORIES",
+        value_name = "PREFIXES",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub scan_block_pulls_repositories: Vec<String>,
+
     /// Seconds a replication job keeps retrying a destination that is down (connection
     /// refused, timeouts, 408/429/5xx) after the push, before its status is FAILED with
     /// the last error.
@@ -682,6 +710,13 @@ impl Settings {
                 anyhow::anyhow!("lifecycle_exclude_prefixes: {p:?} is not a repository prefix: {e}")
             })?;
         }
+        self.pull_block()?;
+        anyhow::ensure!(
+            self.scan_block_pulls_at.is_some()
+                || (self.scan_block_pulls_ignore.is_empty()
+                    && self.scan_block_pulls_repositories.is_empty()),
+            "scan_block_pulls_ignore and scan_block_pulls_repositories need scan_block_pulls_at"
+        );
         if let Some(a) = &self.account_id {
             berth_iam::AccountId::parse(a).map_err(anyhow::Error::msg)?;
         }
@@ -704,6 +739,24 @@ impl Settings {
             berth_ecr_api::PublicHost::parse(h).map_err(|e| anyhow::anyhow!("public_host: {e}"))?;
         }
         Ok(self)
+    }
+
+    /// The pull block of `scan_block_pulls_*` (issue 11's remediation), `None` when
+    /// `scan_block_pulls_at` is unset. Errors: an unknown severity.
+    pub fn pull_block(&self) -> anyhow::Result<Option<berth_registry::scanning::PullBlock>> {
+        let Some(at) = &self.scan_block_pulls_at else {
+            return Ok(None);
+        };
+        let severity: berth_registry::Severity = at.to_ascii_uppercase().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "scan_block_pulls_at: {at:?} is not a severity (LOW, MEDIUM, HIGH, CRITICAL)"
+            )
+        })?;
+        Ok(Some(berth_registry::scanning::PullBlock {
+            severity,
+            ignore: self.scan_block_pulls_ignore.iter().cloned().collect(),
+            repository_prefixes: self.scan_block_pulls_repositories.clone(),
+        }))
     }
 
     /// How long an upload session may stay idle.
@@ -911,6 +964,11 @@ mod tests {
             ),
             ("region = \"US East\"\n", "region \"US East\""),
             ("public_host = \"a/b\"\n", "public_host"),
+            ("scan_block_pulls_at = \"SEVERE\"\n", "scan_block_pulls_at"),
+            (
+                "scan_block_pulls_ignore = [\"CVE-1\"]\n",
+                "need scan_block_pulls_at",
+            ),
         ] {
             std::fs::write(&f, text).unwrap();
             let e = load(&["--config", cfg]).unwrap_err();

@@ -254,6 +254,7 @@ pub async fn run(s: Settings) -> anyhow::Result<()> {
             // (the embedded SQLite database); other nodes' deletes and tag moves would
             // go unseen in a shared database.
             manifest_cache: meta.single_writer(),
+            pull_block: s.pull_block()?,
         },
     )
     .with_job_hook(hook)

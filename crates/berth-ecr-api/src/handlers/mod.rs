@@ -158,6 +158,7 @@ pub(crate) fn registry_error(ctx: &Ctx<'_>, repo: &str, e: RegistryError) -> Ecr
             }
         }
         E::Conflict(m) => EcrError::invalid_parameter("imageIds", m),
+        E::PullBlocked(m) => EcrError::new(EcrErrorType::AccessDeniedException, m),
         e @ E::TagImmutable { .. } => EcrError::new(EcrErrorType::ImageTagAlreadyExistsException, e.to_string()),
         E::RepositoryAlreadyExists(_) => EcrError::new(EcrErrorType::RepositoryAlreadyExistsException,
             format!("The repository with name '{repo}' already exists in the registry with id '{account}'"),
