@@ -211,7 +211,7 @@ fn findings(reg: &Registry, repo: &str) -> (Value, BTreeSet<(String, String)>) {
 
 #[test]
 fn aws_cli_scans_an_image_and_reads_its_findings() {
-    if !require(T, &["aws", "skopeo", "umoci"]) {
+    if !require(T, &["aws", "skopeo", "umoci", "boto3"]) {
         return;
     }
     let shared = shared_osv();
@@ -507,6 +507,7 @@ fn aws_cli_scans_an_image_and_reads_its_findings() {
 
     registry_scanning_rules_decide_scan_on_push(&reg, &layout);
     pulls_with_blocking_findings_are_refused(&reg, &layout, &want_now);
+    boto3_ticket_handler_files_tickets_and_tags_the_image(&reg, &layout);
 }
 
 /// `aws ecr describe-image-scan-findings` on `repo:v1`: whether it answers
@@ -800,4 +801,96 @@ fn pulls_with_blocking_findings_are_refused(
         None,
     );
     assert_eq!(other.status, 200, "{}", other.describe());
+}
+
+/// Issue 11: "a boto3 handler like the classic Lambda that creates a ticket per CRITICAL
+/// finding runs unchanged against Berth, fed by a real webhook delivery"
+/// (`fixtures/scan_ticket_handler.py`: EventBridge rule → API destination → handler →
+/// DescribeImageScanFindings → tickets, then the image tagged `vulnerable` with
+/// BatchGetImage + PutImage, ECR's retagging recipe).
+fn boto3_ticket_handler_files_tickets_and_tags_the_image(reg: &Registry, layout: &Path) {
+    let digest = skopeo_push_layout(layout, "v1", &reg.image("scan/tickets:v1"));
+    let mut c = Command::new(oras_python());
+    c.arg(fixture("scan_ticket_handler.py"))
+        .arg(reg.url(""))
+        .args(["scan/tickets", "v1"]);
+    aws_env(&mut c, &reg.data_dir().join("admin-credentials"));
+    let o = run_unchecked(&mut c, LONG);
+    assert!(o.success(), "{}\n{}", o.describe(), reg.log_tail());
+    let out = parse_json(&o);
+
+    let event = &out["event"];
+    assert_eq!(event["detail-type"], "ECR Image Scan", "{event}");
+    assert_eq!(event["detail"]["image-digest"], digest.as_str(), "{event}");
+    assert_eq!(
+        event["detail"]["image-tags"],
+        serde_json::json!(["v1"]),
+        "{event}"
+    );
+
+    // One ticket per HIGH or CRITICAL finding, with the package, installed and fixed
+    // versions the handler read from the finding's attributes.
+    let (page, _) = findings(reg, "scan/tickets");
+    let mut want: Vec<(String, String, String)> = page["imageScanFindings"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "HIGH" || f["severity"] == "CRITICAL")
+        .map(|f| {
+            let attr = |k: &str| {
+                f["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["key"] == k)
+                    .map(|a| a["value"].as_str().unwrap().to_owned())
+                    .unwrap_or_default()
+            };
+            (
+                f["name"].as_str().unwrap().to_owned(),
+                attr("package_name"),
+                attr("package_version"),
+            )
+        })
+        .collect();
+    let mut got: Vec<(String, String, String)> = out["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["cve"].as_str().unwrap().to_owned(),
+                t["package"].as_str().unwrap().to_owned(),
+                t["installed"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    want.sort();
+    got.sort();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    let openssl = out["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["cve"] == "CVE-2023-5678")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(openssl["fixed"], "3.0.11-1~deb12u2", "{openssl}");
+
+    assert_eq!(out["tagged"], digest.as_str(), "{out}");
+    let tagged = aws_ok(
+        reg,
+        &[
+            "describe-images",
+            "--repository-name",
+            "scan/tickets",
+            "--image-ids",
+            "imageTag=vulnerable",
+        ],
+    );
+    assert_eq!(
+        tagged["imageDetails"][0]["imageDigest"],
+        digest.as_str(),
+        "{tagged}"
+    );
 }
