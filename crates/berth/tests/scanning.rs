@@ -156,6 +156,16 @@ fn expected(osv: &Path) -> BTreeSet<(String, String)> {
     out
 }
 
+/// The value of a finding's attribute `key` (`package_name`, `package_version`, …).
+fn attribute(f: &Value, key: &str) -> Option<String> {
+    f["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .and_then(|a| a["value"].as_str())
+        .map(str::to_owned)
+}
+
 fn findings(reg: &Registry, repo: &str) -> (Value, BTreeSet<(String, String)>) {
     let mut all = Vec::new();
     let mut token: Option<String> = None;
@@ -190,17 +200,9 @@ fn findings(reg: &Registry, repo: &str) -> (Value, BTreeSet<(String, String)>) {
     let got = all
         .iter()
         .map(|f| {
-            let attr = |k: &str| {
-                f["attributes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|a| a["key"] == k)
-                    .map(|a| a["value"].as_str().unwrap().to_owned())
-            };
-            assert!(attr("package_version").is_some(), "{f}");
+            assert!(attribute(f, "package_version").is_some(), "{f}");
             (
-                attr("package_name").unwrap(),
+                attribute(f, "package_name").unwrap(),
                 f["name"].as_str().unwrap().to_owned(),
             )
         })
@@ -837,15 +839,7 @@ fn boto3_ticket_handler_files_tickets_and_tags_the_image(reg: &Registry, layout:
         .iter()
         .filter(|f| f["severity"] == "HIGH" || f["severity"] == "CRITICAL")
         .map(|f| {
-            let attr = |k: &str| {
-                f["attributes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|a| a["key"] == k)
-                    .map(|a| a["value"].as_str().unwrap().to_owned())
-                    .unwrap_or_default()
-            };
+            let attr = |k: &str| attribute(f, k).unwrap_or_default();
             (
                 f["name"].as_str().unwrap().to_owned(),
                 attr("package_name"),
