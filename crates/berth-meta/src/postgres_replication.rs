@@ -13,7 +13,7 @@ replication_store!(
     put: "INSERT INTO replication_configuration (id, document, updated_at) VALUES (1, $1, $2)
           ON CONFLICT (id) DO UPDATE
               SET document = excluded.document, updated_at = excluded.updated_at",
-    jobs: "SELECT id, idempotency_key, state, last_error FROM jobs
+    jobs: "SELECT id, idempotency_key, state, last_error, result FROM jobs
            WHERE kind = $1 AND idempotency_key COLLATE \"C\" >= $2
              AND idempotency_key COLLATE \"C\" < $3
            ORDER BY id"

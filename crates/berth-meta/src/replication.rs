@@ -55,6 +55,8 @@ pub struct ReplicationJob {
     pub state: JobState,
     /// Its last error (`<failureCode>: <message>` for replication jobs).
     pub last_error: Option<String>,
+    /// Its result (JSON text) once it succeeded.
+    pub result: Option<String>,
 }
 
 /// The replication half of the metadata store.
@@ -106,7 +108,10 @@ macro_rules! replication_store {
                 digest: &berth_core::Digest,
             ) -> $crate::Result<Vec<$crate::replication::ReplicationJob>> {
                 let prefix = $crate::replication::key_prefix(repository, digest);
-                let rows = sqlx::query_as::<_, (i64, String, String, Option<String>)>($jobs)
+                let rows =
+                    sqlx::query_as::<_, (i64, String, String, Option<String>, Option<String>)>(
+                        $jobs,
+                    )
                     .bind($crate::replication::REPLICATION_JOB)
                     .bind(&prefix)
                     .bind($crate::replication::prefix_end(&prefix))
@@ -122,10 +127,10 @@ macro_rules! replication_store {
 }
 pub(crate) use replication_store;
 
-/// Turns a row (id, key, state, last error) into a [`ReplicationJob`]; rows whose key
-/// does not parse are skipped.
+/// Turns a row (id, key, state, last error, result) into a [`ReplicationJob`]; rows
+/// whose key does not parse are skipped.
 pub(crate) fn job_from_row(
-    (id, key, state, last_error): (i64, String, String, Option<String>),
+    (id, key, state, last_error, result): (i64, String, String, Option<String>, Option<String>),
 ) -> Option<ReplicationJob> {
     let mut parts = key.rsplitn(4, '|');
     let _tag = parts.next()?;
@@ -137,6 +142,7 @@ pub(crate) fn job_from_row(
         registry_id,
         state: state.parse().ok()?,
         last_error,
+        result,
     })
 }
 

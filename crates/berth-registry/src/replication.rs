@@ -68,6 +68,10 @@ pub struct ImageReplicationStatus {
     pub failure_code: Option<String>,
 }
 
+/// The `failureCode` prefix of a `COMPLETE` status whose image was replicated by digest
+/// while the pushed tag stayed on another image in the destination (immutable there).
+pub const TAG_IMMUTABLE_IN_DESTINATION: &str = "TAG_IMMUTABLE_IN_DESTINATION";
+
 impl Registry {
     /// The same registry reading and replacing its replication configuration in `cell`
     /// (shared with the replication hook built before the registry).
@@ -115,8 +119,10 @@ impl Registry {
 
     /// The image's replication status per destination it was ever sent to, in the
     /// order of its first job. Per destination, a pending job makes it `IN_PROGRESS`;
-    /// otherwise the latest job decides (succeeded: `COMPLETE`; dead or cancelled:
-    /// `FAILED` with its last error). Errors: [`RegistryError::NameUnknown`],
+    /// otherwise the latest job decides (succeeded: `COMPLETE`, with
+    /// [`TAG_IMMUTABLE_IN_DESTINATION`] as its `failureCode` when the copy left a tag the
+    /// destination keeps immutable where it was; dead or cancelled: `FAILED` with its last
+    /// error). Errors: [`RegistryError::NameUnknown`],
     /// [`RegistryError::ManifestUnknown`].
     pub async fn image_replication_statuses(
         &self,
@@ -136,12 +142,27 @@ impl Registry {
                 JobState::Dead | JobState::Cancelled => ReplicationStatus::Failed,
                 _ => ReplicationStatus::InProgress,
             };
+            // A copy that succeeded without moving a tag the destination keeps immutable
+            // says so (issue 9): COMPLETE, with the reason as its failureCode.
+            let tag_not_moved = j
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+                .and_then(|r| r["tagNotMoved"].as_str().map(str::to_owned));
+            let failure_code = match status {
+                ReplicationStatus::Failed => {
+                    Some(j.last_error.unwrap_or_else(|| "CANCELLED".into()))
+                }
+                ReplicationStatus::Complete => {
+                    tag_not_moved.map(|m| format!("{TAG_IMMUTABLE_IN_DESTINATION}: {m}"))
+                }
+                ReplicationStatus::InProgress => None,
+            };
             let s = ImageReplicationStatus {
                 region: j.region,
                 registry_id: j.registry_id,
                 status,
-                failure_code: (status == ReplicationStatus::Failed)
-                    .then(|| j.last_error.unwrap_or_else(|| "CANCELLED".into())),
+                failure_code,
             };
             match out
                 .iter_mut()

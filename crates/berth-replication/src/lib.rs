@@ -636,6 +636,49 @@ impl Copy<'_> {
     }
 }
 
+impl Copy<'_> {
+    /// Puts the manifest by tag. `Ok(None)`: the tag names it now; `Ok(Some(reason))`:
+    /// the destination refused to move a tag it keeps immutable (`TAG_INVALID` naming
+    /// immutability, as Berth and ECR answer), which is not a failure of the copy — the
+    /// image is there by digest. Other refusals are errors as for any request.
+    async fn put_tag(
+        &self,
+        media_type: &str,
+        body: &bytes::Bytes,
+        tag: &str,
+    ) -> Result<Option<String>, CopyError> {
+        let url = format!("{}/v2/{}/manifests/{tag}", self.base, self.repo);
+        let what = format!("putting manifest {tag}");
+        let req = self
+            .request(reqwest::Method::PUT, &url)
+            .header(reqwest::header::CONTENT_TYPE, media_type)
+            .body(body.clone());
+        let resp = self.send(&what, req).await?;
+        let status = resp.status();
+        if status == StatusCode::CREATED {
+            return Ok(None);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        if status == StatusCode::BAD_REQUEST && immutable_tag_refusal(&text) {
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            return Ok(Some(message));
+        }
+        Err(status_error(&what, status, &text))
+    }
+}
+
+/// Whether an OCI error body is a refusal to move an immutable tag: `TAG_INVALID` whose
+/// message speaks of immutability or of a tag that cannot be overwritten (Berth's and
+/// ECR's wording).
+fn immutable_tag_refusal(body: &str) -> bool {
+    let lower = body.to_ascii_lowercase();
+    body.contains("TAG_INVALID")
+        && (lower.contains("immutable") || lower.contains("cannot be overwritten"))
+}
+
 /// What [`Copy::blob`] did.
 enum BlobCopy {
     /// The destination repository had it.
@@ -660,6 +703,9 @@ struct Stats {
     bytes_sent: u64,
     referrers: u64,
     tag: Option<String>,
+    /// Why the tag was not moved (the destination keeps it immutable on another image).
+    #[serde(rename = "tagNotMoved", skip_serializing_if = "Option::is_none")]
+    tag_not_moved: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -784,8 +830,21 @@ impl ReplicateImage {
                     .manifest_for_replication(repo, digest)
                     .await
                     .map_err(source_error)?;
-                copy.put_manifest(&row.media_type, &row.body, t).await?;
-                stats.tag = Some(t.clone());
+                match copy.put_tag(&row.media_type, &row.body, t).await? {
+                    None => stats.tag = Some(t.clone()),
+                    Some(reason) => {
+                        tracing::warn!(
+                            repository = %repo, %digest, tag = %t, region = %p.region,
+                            registry = %p.registry_id, %reason,
+                            "replicated by digest; the destination keeps the tag on another image"
+                        );
+                        stats.tag_not_moved = Some(format!(
+                            "tag '{t}' points to another image in registry {} in {} and is \
+                             immutable there; the image was replicated by digest ({reason})",
+                            p.registry_id, p.region
+                        ));
+                    }
+                }
             }
         }
         // Referrers after the image (signatures, SBOMs: their subject is this image).

@@ -863,3 +863,82 @@ fn deletes_replicate_only_where_delete_replication_is_enabled() {
     );
     assert_eq!(dest_get(&w.eu, "/v2/myapp/kept/manifests/v1").status, 200);
 }
+
+// Issue 9: "an immutable tag that already points elsewhere in the destination: the image
+// is replicated without moving that tag, and the status says so" — COMPLETE there, with
+// the reason as its failureCode; the other destination gets the tag as usual.
+#[test]
+fn an_immutable_tag_in_the_destination_stays_and_the_status_says_so() {
+    let (w, dir, layout) = setup!(an_immutable_tag_in_the_destination_stays_and_the_status_says_so);
+    let o = aws(
+        &w.eu,
+        "eu-west-1",
+        &[
+            "create-repository",
+            "--repository-name",
+            "myapp/pinned",
+            "--image-tag-mutability",
+            "IMMUTABLE",
+        ],
+    );
+    assert!(o.success(), "{}", o.describe());
+    let theirs = dir.path().join("theirs");
+    let theirs_digest = umoci_image(
+        &theirs,
+        "v1",
+        "amd64",
+        &[("etc/berth-test", b"eu's own v1\n")],
+    );
+    let (id, secret) = admin_key(&w.eu);
+    let o = run(
+        skopeo()
+            .args(["copy", "--dest-tls-verify=false", "--dest-creds"])
+            .arg(format!("{id}:{secret}"))
+            .arg(format!("oci:{}:v1", theirs.display()))
+            .arg(format!("docker://{}/myapp/pinned:v1", w.eu.host)),
+        LONG,
+    );
+    assert!(o.success(), "{}", o.describe());
+
+    let ours = umoci_image(
+        &layout,
+        "v1",
+        "amd64",
+        &[("etc/berth-test", b"the source's v1\n")],
+    );
+    assert_ne!(ours, theirs_digest);
+    push_to_source(w, &layout, "v1", "myapp/pinned:v1", &[]);
+    let o = wait_tag(w, "myapp/pinned", "v1", "2m");
+    assert!(o.success(), "{}\n{}", o.describe(), w.source.log_tail());
+
+    let v = status_of(w, "myapp/pinned")["replicationStatuses"].clone();
+    let of = |region: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["region"] == region)
+            .cloned()
+            .unwrap_or_else(|| panic!("{region}: {v}"))
+    };
+    let eu = of("eu-west-1");
+    assert_eq!(eu["status"], "COMPLETE", "{v}");
+    let code = eu["failureCode"].as_str().unwrap_or_default();
+    assert!(
+        code.starts_with("TAG_IMMUTABLE_IN_DESTINATION: tag 'v1' points to another image"),
+        "{v}"
+    );
+    let ap = of("ap-south-1");
+    assert_eq!(ap["status"], "COMPLETE", "{v}");
+    assert!(ap.get("failureCode").is_none(), "{v}");
+
+    // eu-west-1 has the image by digest and kept its own v1; ap-south-1 has the tag.
+    let r = dest_get(&w.eu, &format!("/v2/myapp/pinned/manifests/{ours}"));
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let r = dest_get(&w.eu, "/v2/myapp/pinned/manifests/v1");
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(theirs_digest.as_str())
+    );
+    let r = dest_get(&w.ap, "/v2/myapp/pinned/manifests/v1");
+    assert_eq!(r.header("docker-content-digest"), Some(ours.as_str()));
+}
