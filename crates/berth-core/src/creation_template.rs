@@ -147,6 +147,22 @@ pub fn normalize_prefix(prefix: &str) -> Result<String, PrefixError> {
 }
 
 impl CreationTemplate {
+    /// A template with only its prefix and `appliedFor`: every setting at ECR's default.
+    pub fn new(prefix: &str, applied_for: &[AppliedFor]) -> CreationTemplate {
+        CreationTemplate {
+            prefix: prefix.to_string(),
+            description: None,
+            applied_for: applied_for.to_vec(),
+            image_tag_mutability: None,
+            image_tag_mutability_exclusion_filters: vec![],
+            encryption_configuration: None,
+            resource_tags: vec![],
+            repository_policy: None,
+            lifecycle_policy: None,
+            custom_role_arn: None,
+        }
+    }
+
     /// Whether this template's prefix names `repository` (ROOT names every repository).
     pub fn matches(&self, repository: &str) -> bool {
         self.prefix == ROOT
@@ -197,18 +213,7 @@ mod tests {
     use super::*;
 
     fn template(prefix: &str, applied_for: &[AppliedFor]) -> CreationTemplate {
-        CreationTemplate {
-            prefix: prefix.into(),
-            description: None,
-            applied_for: applied_for.to_vec(),
-            image_tag_mutability: None,
-            image_tag_mutability_exclusion_filters: vec![],
-            encryption_configuration: None,
-            resource_tags: vec![],
-            repository_policy: None,
-            lifecycle_policy: None,
-            custom_role_arn: None,
-        }
+        CreationTemplate::new(prefix, applied_for)
     }
 
     // ECR_REFERENCE §2.7: "longest matching prefix wins (`prod/team` beats `prod` for

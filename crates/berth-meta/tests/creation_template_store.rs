@@ -24,28 +24,19 @@ fn repo(s: &str) -> RepositoryName {
 const LIFECYCLE: &str = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
 
 fn template(prefix: &str, applied_for: &[AppliedFor], mode: &str, tag: &str) -> CreationTemplate {
-    CreationTemplate {
-        prefix: prefix.into(),
-        description: None,
-        applied_for: applied_for.to_vec(),
-        image_tag_mutability: Some(mode.into()),
-        image_tag_mutability_exclusion_filters: if mode.ends_with("_WITH_EXCLUSION") {
-            vec![TemplateExclusionFilter {
-                filter_type: "WILDCARD".into(),
-                filter: "dev-*".into(),
-            }]
-        } else {
-            vec![]
-        },
-        encryption_configuration: None,
-        resource_tags: vec![TemplateTag {
-            key: "from".into(),
-            value: tag.into(),
-        }],
-        repository_policy: None,
-        lifecycle_policy: None,
-        custom_role_arn: None,
+    let mut t = CreationTemplate::new(prefix, applied_for);
+    t.image_tag_mutability = Some(mode.into());
+    if mode.ends_with("_WITH_EXCLUSION") {
+        t.image_tag_mutability_exclusion_filters = vec![TemplateExclusionFilter {
+            filter_type: "WILDCARD".into(),
+            filter: "dev-*".into(),
+        }];
     }
+    t.resource_tags = vec![TemplateTag {
+        key: "from".into(),
+        value: tag.into(),
+    }];
+    t
 }
 
 /// The tag mutability and resource tags of a repository the store created.

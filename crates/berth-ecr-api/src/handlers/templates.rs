@@ -7,6 +7,7 @@
 //! repositories that do not exist yet.
 
 use super::registry_error;
+use super::repositories::{encryption, EncryptionConfiguration};
 use crate::error::EcrError;
 use crate::wire::{self, parse, ExclusionFilter, ResourceTag};
 use crate::{page, validate, Ctx};
@@ -25,20 +26,13 @@ const LIFECYCLE_MAX: usize = 30_720;
 /// `CustomRoleArn`: at most 2,048 characters.
 const ROLE_MAX: usize = 2_048;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EncryptionRequest {
-    encryption_type: Option<String>,
-    kms_key: Option<String>,
-}
-
 /// The input of Create and Update (Update's `appliedFor` is optional).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TemplateRequest {
     prefix: Option<String>,
     description: Option<String>,
-    encryption_configuration: Option<EncryptionRequest>,
+    encryption_configuration: Option<EncryptionConfiguration>,
     resource_tags: Option<Vec<ResourceTag>>,
     image_tag_mutability: Option<String>,
     image_tag_mutability_exclusion_filters: Option<Vec<ExclusionFilter>>,
@@ -79,25 +73,6 @@ fn applied_for(list: Vec<String>) -> Result<Vec<AppliedFor>, EcrError> {
         }
     }
     Ok(out)
-}
-
-fn encryption(e: EncryptionRequest) -> Result<TemplateEncryption, EcrError> {
-    let t = validate::required(e.encryption_type, "encryptionType")?;
-    validate::one_of(&t, "encryptionType", &["AES256", "KMS", "KMS_DSSE"])?;
-    let kms_key = e.kms_key.filter(|k| !k.is_empty());
-    if let Some(k) = &kms_key {
-        validate::length(k, "kmsKey", 1, 2048)?;
-        if t == "AES256" {
-            return Err(EcrError::invalid_parameter(
-                "kmsKey",
-                "a KMS key can only be given with encryptionType KMS or KMS_DSSE",
-            ));
-        }
-    }
-    Ok(TemplateEncryption {
-        encryption_type: t,
-        kms_key,
-    })
 }
 
 async fn members(ctx: &Ctx<'_>, r: TemplateRequest) -> Result<Members, EcrError> {
@@ -147,7 +122,15 @@ async fn members(ctx: &Ctx<'_>, r: TemplateRequest) -> Result<Members, EcrError>
     Ok(Members {
         prefix,
         description: r.description,
-        encryption: r.encryption_configuration.map(encryption).transpose()?,
+        encryption: r
+            .encryption_configuration
+            .map(|e| {
+                encryption(Some(e)).map(|e| TemplateEncryption {
+                    encryption_type: e.encryption_type,
+                    kms_key: e.kms_key,
+                })
+            })
+            .transpose()?,
         resource_tags,
         tag_mutability,
         // ECR treats an empty policy text as none.
@@ -220,18 +203,7 @@ pub(super) async fn create(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError
     validate::required(r.applied_for.as_ref(), "appliedFor")?;
     let m = members(ctx, r).await?;
     authorize(ctx).await?;
-    let mut template = CreationTemplate {
-        prefix: m.prefix.clone(),
-        description: None,
-        applied_for: vec![],
-        image_tag_mutability: None,
-        image_tag_mutability_exclusion_filters: vec![],
-        encryption_configuration: None,
-        resource_tags: vec![],
-        repository_policy: None,
-        lifecycle_policy: None,
-        custom_role_arn: None,
-    };
+    let mut template = CreationTemplate::new(&m.prefix, &[]);
     m.apply(&mut template);
     let stored = ctx
         .registry
