@@ -205,13 +205,15 @@ macro_rules! creation_template_store {
                     .await?;
             }
             if let Some(policy) = &t.repository_policy {
+                // The generation first: identity writers lock it before touching
+                // policy rows, so taking locks in the same order cannot deadlock.
+                sqlx::query($bump).execute(&mut **tx).await?;
                 sqlx::query($policy)
                     .bind(repo.as_str())
                     .bind(policy)
                     .bind(now)
                     .execute(&mut **tx)
                     .await?;
-                sqlx::query($bump).execute(&mut **tx).await?;
             }
             if let Some(lifecycle) = &t.lifecycle_policy {
                 sqlx::query($lifecycle)

@@ -37,11 +37,14 @@ impl Iam {
         self.reload().await
     }
 
-    /// The repository's policy text, if any.
+    /// The repository's policy text, if any. Reads the latest stored state (a policy a
+    /// creation template set when a push created the repository is written by the
+    /// metadata store, not through this service).
     pub async fn get_repository_policy(
         &self,
         repository: &str,
     ) -> Result<Option<String>, IamError> {
+        self.refresh().await;
         Ok(self
             .snapshot()
             .repository_policies
