@@ -12,6 +12,7 @@
 //! against the spec's grammar.
 #![deny(missing_docs)]
 
+pub mod creation_template;
 pub mod digest;
 pub mod lifecycle;
 pub mod manifest;

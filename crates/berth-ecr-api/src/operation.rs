@@ -23,7 +23,6 @@ use Support::{NotYet, Supported};
 
 const REPLICATION: Support = NotYet("replication");
 const CACHE: Support = NotYet("pull-through cache");
-const TEMPLATES: Support = NotYet("repository creation templates");
 const SIGNING: Support = NotYet("image signing");
 const SETTINGS: Support = NotYet("account settings");
 const ARCHIVE: Support = NotYet("image archival");
@@ -41,12 +40,12 @@ pub fn support(op: Operation) -> Support {
         Operation::CompleteLayerUpload => Supported,
         Operation::CreatePullThroughCacheRule => CACHE,
         Operation::CreateRepository => Supported,
-        Operation::CreateRepositoryCreationTemplate => TEMPLATES,
+        Operation::CreateRepositoryCreationTemplate => Supported,
         Operation::DeleteLifecyclePolicy => Supported,
         Operation::DeletePullThroughCacheRule => CACHE,
         Operation::DeleteRegistryPolicy => Supported,
         Operation::DeleteRepository => Supported,
-        Operation::DeleteRepositoryCreationTemplate => TEMPLATES,
+        Operation::DeleteRepositoryCreationTemplate => Supported,
         Operation::DeleteRepositoryPolicy => Supported,
         Operation::DeleteSigningConfiguration => SIGNING,
         Operation::DeregisterPullTimeUpdateExclusion => PULL_TIME,
@@ -58,7 +57,7 @@ pub fn support(op: Operation) -> Support {
         Operation::DescribeRegistry => Supported,
         Operation::DescribeReplicationBackfillResults => REPLICATION,
         Operation::DescribeRepositories => Supported,
-        Operation::DescribeRepositoryCreationTemplates => TEMPLATES,
+        Operation::DescribeRepositoryCreationTemplates => Supported,
         Operation::GetAccountSetting => SETTINGS,
         Operation::GetAuthorizationToken => Supported,
         Operation::GetDownloadUrlForLayer => Supported,
@@ -93,7 +92,7 @@ pub fn support(op: Operation) -> Support {
         Operation::UntagResource => Supported,
         Operation::UpdateImageStorageClass => ARCHIVE,
         Operation::UpdatePullThroughCacheRule => CACHE,
-        Operation::UpdateRepositoryCreationTemplate => TEMPLATES,
+        Operation::UpdateRepositoryCreationTemplate => Supported,
         Operation::UploadLayerPart => Supported,
         Operation::ValidatePullThroughCacheRule => CACHE,
     }

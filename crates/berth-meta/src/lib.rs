@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod changes;
+pub mod creation_templates;
 pub mod events;
 pub mod gc;
 pub mod iam;
@@ -23,6 +24,7 @@ pub mod lifecycle;
 pub mod migrate;
 pub mod postgres;
 mod postgres_content;
+mod postgres_creation_templates;
 mod postgres_events;
 mod postgres_gc;
 mod postgres_iam;
@@ -35,6 +37,7 @@ pub mod repository;
 mod scan_sql;
 pub mod scanning;
 pub mod sqlite;
+mod sqlite_creation_templates;
 mod sqlite_events;
 mod sqlite_gc;
 mod sqlite_iam;
@@ -47,6 +50,7 @@ use berth_core::{Digest, ParsedManifest, Platform, RepositoryName, Tag};
 
 pub use berth_core::{TagMutability, TagRules};
 pub use changes::{Change, ChangeHook, Hooks, NoJobs};
+pub use creation_templates::CreationTemplateStore;
 pub use events::EventConfigStore;
 pub use gc::{BlobPin, GcBlob, GcStore};
 pub use iam::IamStore;
@@ -229,7 +233,8 @@ pub struct PutOutcome {
 /// [`EventConfigStore`] part; what garbage collection needs is the [`GcStore`] part;
 /// lifecycle policies and previews the [`LifecycleStore`] part; the replication
 /// configuration and an image's replication jobs the [`ReplicationStore`] part;
-/// vulnerability scanning's rows the [`ScanStore`] part.
+/// vulnerability scanning's rows the [`ScanStore`] part; repository creation templates
+/// the [`CreationTemplateStore`] part.
 #[async_trait::async_trait]
 pub trait MetaStore:
     RepositoryStore
@@ -238,6 +243,7 @@ pub trait MetaStore:
     + LifecycleStore
     + ReplicationStore
     + ScanStore
+    + CreationTemplateStore
     + Send
     + Sync
     + 'static

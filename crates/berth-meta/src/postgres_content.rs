@@ -91,7 +91,8 @@ fn size_mismatch(digest: &Digest, declared: u64, actual: i64) -> MetaError {
     }
 }
 
-/// The repository's id, creating it if allowed, with the row held `FOR KEY SHARE` until
+/// The repository's id, creating it if allowed (with the creation template that
+/// applies, `crate::creation_templates`), with the row held `FOR KEY SHARE` until
 /// the transaction ends (so no concurrent `delete_repository` removes it under the
 /// caller). Returns (id, created). Concurrent creators of one name meet at the unique
 /// index: `ON CONFLICT DO NOTHING` waits for the other and then finds its row.
@@ -122,6 +123,7 @@ pub(crate) async fn ensure_repository(
         .fetch_optional(&mut **tx)
         .await?
         {
+            crate::postgres_creation_templates::apply_template(tx, id, repo, now()).await?;
             return Ok((id, true));
         }
         // Another node created it meanwhile (or created and deleted it): look again.

@@ -120,7 +120,8 @@ fn size_mismatch(digest: &Digest, declared: u64, actual: i64) -> MetaError {
     }
 }
 
-/// The repository's id, creating it if allowed. Returns (id, created).
+/// The repository's id, creating it if allowed (with the creation template that applies,
+/// `crate::creation_templates`). Returns (id, created).
 async fn ensure_repository(
     tx: &mut Transaction<'_, Sqlite>,
     repo: &RepositoryName,
@@ -143,6 +144,7 @@ async fn ensure_repository(
     .bind(now())
     .fetch_one(&mut **tx)
     .await?;
+    crate::sqlite_creation_templates::apply_template(tx, id, repo, now()).await?;
     Ok((id, true))
 }
 

@@ -182,7 +182,9 @@ impl From<RegistryError> for OciError {
             | E::LifecyclePolicyNotFound(_)
             | E::LifecyclePreviewInProgress(_)
             | E::LifecyclePreviewNotFound(_)
-            | E::ReplicationConfigInvalid(_) => (C::Unsupported, Some(StatusCode::CONFLICT)),
+            | E::ReplicationConfigInvalid(_)
+            | E::TemplateAlreadyExists(_)
+            | E::TemplateNotFound(_) => (C::Unsupported, Some(StatusCode::CONFLICT)),
             E::Internal(_) => (C::Unknown, None),
         };
         let mut err = OciError::new(code, msg);

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+pub mod creation_templates;
 pub mod event_config;
 pub mod gc;
 pub mod lifecycle;
@@ -207,6 +208,12 @@ pub enum RegistryError {
     /// A replication configuration ECR would refuse (type and message in ECR's words).
     #[error("{0}")]
     ReplicationConfigInvalid(berth_core::replication::ReplicationConfigError),
+    /// A repository creation template with this prefix exists.
+    #[error("a repository creation template with prefix {0} exists")]
+    TemplateAlreadyExists(String),
+    /// No repository creation template has this prefix.
+    #[error("no repository creation template has prefix {0}")]
+    TemplateNotFound(String),
     /// An internal fault (storage or database); details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),

@@ -2,15 +2,16 @@
 //! scale-out backends, verified, resumable"; README § Moving an embedded registry to
 //! PostgreSQL and S3), with the real binary, PostgreSQL, SeaweedFS, skopeo and the AWS CLI:
 //!
-//! - an embedded registry (SQLite + local disk) gets an image pushed with skopeo and a
-//!   repository setting changed with the AWS CLI, and is stopped;
+//! - an embedded registry (SQLite + local disk) gets an image pushed with skopeo, a
+//!   repository setting changed and a repository creation template created with the AWS
+//!   CLI, and is stopped;
 //! - a destination database that already holds another registry is refused before
 //!   anything is copied (its bucket prefix stays empty);
 //! - into an empty database and prefix the copy succeeds and verifies every table and
 //!   blob; run again, it resumes with nothing left to copy;
 //! - a node started on the copy with the old master key accepts the old administrator's
 //!   credentials, serves the image with the same digest and bytes, and keeps the
-//!   repository's tag mutability.
+//!   repository's tag mutability and the registry's repository creation template.
 //!
 //! Run: `cargo test -p berth --test migrate`. PostgreSQL, SeaweedFS (`weed`), skopeo,
 //! umoci and the AWS CLI come from `.ci/install-clients`; outside CI a missing one makes
@@ -136,6 +137,19 @@ fn migrate_copies_an_embedded_registry_verified_and_resumable() {
             "IMMUTABLE",
         ],
     );
+    ecr(
+        &embedded,
+        &credentials,
+        &[
+            "create-repository-creation-template",
+            "--prefix",
+            "mig",
+            "--applied-for",
+            "CREATE_ON_PUSH",
+            "--description",
+            "copied too",
+        ],
+    );
     embedded.kill(); // the copy needs the data directory unlocked
 
     // 2. A database already used by another registry is refused before anything is
@@ -228,5 +242,14 @@ fn migrate_copies_an_embedded_registry_verified_and_resumable() {
     assert_eq!(
         repos["repositories"][0]["imageTagMutability"], "IMMUTABLE",
         "{repos}"
+    );
+    let templates = ecr(
+        &node,
+        &credentials,
+        &["describe-repository-creation-templates"],
+    );
+    assert_eq!(
+        templates["repositoryCreationTemplates"][0]["description"], "copied too",
+        "repository creation templates are copied: {templates}"
     );
 }

@@ -540,6 +540,23 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
     let (w, _dir, layout) = setup!(replicates_an_index_with_its_referrer_to_two_regions);
     let (index, children) = two_platform_layout(&layout, "replication");
     let index_size = layout_blob(&layout, &index).len();
+    // ECR_REFERENCE.md §2.5, §2.7: a destination applies its own REPLICATION creation
+    // template to the repositories replication creates there (eu-west-1 has one for
+    // `myapp`, ap-south-1 none, so its repository gets the defaults).
+    let o = aws(
+        &w.eu,
+        "eu-west-1",
+        &[
+            "create-repository-creation-template",
+            "--prefix",
+            "myapp",
+            "--applied-for",
+            "REPLICATION",
+            "--resource-tags",
+            "Key=replicated-by,Value=template",
+        ],
+    );
+    assert!(o.success(), "{}", o.describe());
     push_to_source(
         w,
         &layout,
@@ -672,6 +689,23 @@ fn replicates_an_index_with_its_referrer_to_two_regions() {
     }
     let v = status_of(w, "other/web");
     assert_eq!(v["replicationStatuses"], json!([]));
+    for (node, region, want) in [
+        (
+            &w.eu,
+            "eu-west-1",
+            json!([{"Key": "replicated-by", "Value": "template"}]),
+        ),
+        (&w.ap, "ap-south-1", json!([])),
+    ] {
+        let arn = format!("arn:aws:ecr:{region}:{ACCOUNT}:repository/myapp/web");
+        let o = aws(
+            node,
+            region,
+            &["list-tags-for-resource", "--resource-arn", &arn],
+        );
+        assert!(o.success(), "{}", o.describe());
+        assert_eq!(parse_json(&o)["tags"], want, "{region}");
+    }
 }
 
 // "Never fails silently": a destination this deployment has no peer for is FAILED with

@@ -236,28 +236,6 @@ impl Scale {
 
 /// Distinct nodes that answered `requests` (after a failover nginx lists every node
 /// tried; the last one answered).
-/// The access key in a shared-credentials text (`[default]` with `aws_access_key_id` and
-/// `aws_secret_access_key`, as `admin-credentials` and `berth admin key create` print it).
-fn access_key(credentials: &str) -> (String, String) {
-    let get = |k: &str| {
-        credentials
-            .lines()
-            .find_map(|l| l.strip_prefix(k))
-            .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
-            .unwrap_or_else(|| panic!("{k} in {credentials}"))
-    };
-    (get("aws_access_key_id"), get("aws_secret_access_key"))
-}
-
-/// `Authorization: Basic` with an access key ID and secret (the OCI API accepts them).
-fn basic_auth((id, secret): &(String, String)) -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-    )
-}
-
 fn nodes_of(requests: &[Logged]) -> BTreeSet<String> {
     requests
         .iter()

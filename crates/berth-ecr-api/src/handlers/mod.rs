@@ -9,6 +9,7 @@ mod lifecycle;
 mod replication;
 mod repositories;
 mod scanning;
+mod templates;
 
 use crate::error::{EcrError, EcrErrorType};
 use crate::operation::{support, Operation, Support};
@@ -64,6 +65,10 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrErr
         O::BatchGetRepositoryScanningConfiguration => {
             scanning::batch_get_repository_configuration(ctx, body).await
         }
+        O::CreateRepositoryCreationTemplate => templates::create(ctx, body).await,
+        O::DescribeRepositoryCreationTemplates => templates::describe(ctx, body).await,
+        O::UpdateRepositoryCreationTemplate => templates::update(ctx, body).await,
+        O::DeleteRepositoryCreationTemplate => templates::delete(ctx, body).await,
         op => not_yet(ctx, op, body).await,
     }
 }
@@ -200,6 +205,12 @@ pub(crate) fn registry_error(ctx: &Ctx<'_>, repo: &str, e: RegistryError) -> Ecr
         E::ReplicationConfigInvalid(e) => {
             EcrError::new(EcrErrorType::InvalidParameterException, e.message)
         }
+        E::TemplateAlreadyExists(p) => EcrError::new(EcrErrorType::TemplateAlreadyExistsException,
+            format!("The repository creation template with prefix '{p}' already exists in the registry with id '{account}'"),
+        ),
+        E::TemplateNotFound(p) => EcrError::new(EcrErrorType::TemplateNotFoundException,
+            format!("The repository creation template with prefix '{p}' does not exist in the registry with id '{account}'"),
+        ),
         E::Internal(m) => EcrError::server(m),
     }
 }

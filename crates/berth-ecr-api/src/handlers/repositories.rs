@@ -16,9 +16,10 @@ struct ScanningConfiguration {
     scan_on_push: Option<bool>,
 }
 
+/// `encryptionConfiguration` as requests give it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct EncryptionConfiguration {
+pub(super) struct EncryptionConfiguration {
     encryption_type: Option<String>,
     kms_key: Option<String>,
 }
@@ -35,7 +36,9 @@ struct CreateRequest {
     encryption_configuration: Option<EncryptionConfiguration>,
 }
 
-fn encryption(e: Option<EncryptionConfiguration>) -> Result<Encryption, EcrError> {
+/// Validates an `encryptionConfiguration` (type enum, a KMS key only with a KMS type);
+/// `None` is ECR's default, AES256.
+pub(super) fn encryption(e: Option<EncryptionConfiguration>) -> Result<Encryption, EcrError> {
     let Some(e) = e else {
         return Ok(Encryption::default());
     };

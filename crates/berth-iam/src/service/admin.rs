@@ -4,6 +4,20 @@
 use super::*;
 
 impl Iam {
+    /// Checks a repository policy as [`Iam::set_repository_policy`] would, without
+    /// storing it: size, grammar, and that it names only known accounts and ECR
+    /// resources (used for repository creation templates, whose policy is stored with
+    /// the template and applied when a repository is created).
+    /// Errors: [`IamError::InvalidPolicy`] saying why.
+    pub async fn check_repository_policy(&self, text: &str) -> Result<(), IamError> {
+        validate_policy(text, PolicyKind::Resource)?;
+        // An account `berth admin` just created counts at once, not after the next tick.
+        self.refresh().await;
+        let snap = self.snapshot();
+        repository_policy_scope(text, |a| snap.accounts.contains_key(a))
+            .map_err(IamError::InvalidPolicy)
+    }
+
     /// Validates and stores a repository policy (ECR SetRepositoryPolicy; ≤ 10240 chars).
     ///
     /// Besides the grammar, the policy must stay inside this registry (issue 17, as ECR
@@ -15,14 +29,7 @@ impl Iam {
         repository: &str,
         text: &str,
     ) -> Result<(), IamError> {
-        validate_policy(text, PolicyKind::Resource)?;
-        // An account `berth admin` just created counts at once, not after the next tick.
-        self.refresh().await;
-        {
-            let snap = self.snapshot();
-            repository_policy_scope(text, |a| snap.accounts.contains_key(a))
-                .map_err(IamError::InvalidPolicy)?;
-        }
+        self.check_repository_policy(text).await?;
         self.inner
             .store
             .set_repository_policy(repository, Some(text))
@@ -30,11 +37,14 @@ impl Iam {
         self.reload().await
     }
 
-    /// The repository's policy text, if any.
+    /// The repository's policy text, if any. Reads the latest stored state (a policy a
+    /// creation template set when a push created the repository is written by the
+    /// metadata store, not through this service).
     pub async fn get_repository_policy(
         &self,
         repository: &str,
     ) -> Result<Option<String>, IamError> {
+        self.refresh().await;
         Ok(self
             .snapshot()
             .repository_policies

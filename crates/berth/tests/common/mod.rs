@@ -1152,3 +1152,25 @@ pub fn with_stdin_from(cmd: &Command, input: &Path) -> Command {
 pub fn aws_admin_env(reg: &Registry, c: &mut Command) {
     aws_env(c, &reg.data_dir().join("admin-credentials"));
 }
+
+/// The access key in a shared-credentials text (`[default]` with `aws_access_key_id` and
+/// `aws_secret_access_key`, as `admin-credentials` and `berth admin key create` print it).
+pub fn access_key(credentials: &str) -> (String, String) {
+    let get = |k: &str| {
+        credentials
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
+            .unwrap_or_else(|| panic!("{k} in {credentials}"))
+    };
+    (get("aws_access_key_id"), get("aws_secret_access_key"))
+}
+
+/// `Authorization: Basic` with an access key ID and secret (the OCI API accepts them).
+pub fn basic_auth((id, secret): &(String, String)) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
