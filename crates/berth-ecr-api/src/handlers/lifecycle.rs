@@ -3,7 +3,7 @@
 //! the registry's lifecycle service, shaped as botocore's model says.
 
 use super::registry_error;
-use crate::error::EcrError;
+use crate::error::{EcrError, EcrErrorType};
 use crate::wire::{parse, ImageId};
 use crate::{page, validate, Ctx};
 use berth_core::RepositoryName;
@@ -100,6 +100,19 @@ pub(super) async fn start_preview(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, E
         text_length(t)?;
     }
     let name = target(ctx, r.registry_id.as_deref(), r.repository_name.as_deref()).await?;
+    // Issue 12, "the preview shows why": a repository lifecycle never touches gets the
+    // reason instead of a preview that would always be empty.
+    if let Some(prefix) = ctx.registry.lifecycle_exclusion(&name) {
+        return Err(EcrError::new(
+            EcrErrorType::InvalidParameterException,
+            format!(
+                "The repository with name '{name}' in the registry with id '{}' is under the \
+                 excluded prefix '{prefix}' (lifecycle_exclude_prefixes): lifecycle policies \
+                 never expire its images, so a preview would expire nothing",
+                ctx.account()
+            ),
+        ));
+    }
     let text = ctx
         .registry
         .start_lifecycle_preview(&name, r.lifecycle_policy_text.as_deref())
