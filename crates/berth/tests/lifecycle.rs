@@ -25,6 +25,9 @@
 //! its janitor's `lifecycle.schedule` job applies a policy by itself, and
 //! `lastEvaluatedAt` is set (ECR: policies apply "within 24 hours" with no call).
 //!
+//! A third checks `sinceImagePulled` end to end: a skopeo pull recorded as
+//! `lastRecordedPullTime` keeps an image that push age alone would expire.
+//!
 //! The heavy scenario runs once, on one server; the schedule needs a server configured
 //! for it.
 //!
@@ -367,4 +370,119 @@ fn scheduled_lifecycle_runs_apply_policies_without_a_call() {
     ))
     .unwrap();
     assert!(!runs.as_array().unwrap().is_empty(), "{runs}");
+}
+
+/// `aws ecr <args>` as the administrator; the parsed output.
+fn ecr(reg: &Registry, args: &[&str]) -> Value {
+    let mut c = Command::new(aws_cli());
+    aws_env(reg, &mut c);
+    c.args(["ecr", "--endpoint-url", &reg.url(""), "--output", "json"])
+        .args(args);
+    let o = run(&mut c, LONG);
+    if o.stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        parse_json(&o)
+    }
+}
+
+// ECR_REFERENCE §2.9 `countType: sinceImagePulled`: an image expires when its last
+// recorded pull (ECR's lastRecordedPullTime; its push when never pulled) is older than
+// `countNumber` days. Three images pushed "ten days ago" (their push times moved back
+// in the database, the only way to age an image in a test): one pulled now by skopeo,
+// one pulled eight days ago, one never — the policy of five days keeps only the first.
+#[test]
+fn since_image_pulled_keeps_what_was_pulled_recently() {
+    const T: &str = "since_image_pulled_keeps_what_was_pulled_recently";
+    if !require(T, &["aws", "skopeo", "umoci"]) {
+        return;
+    }
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut digest = std::collections::BTreeMap::new();
+    for name in ["recent", "old", "never"] {
+        let layout = dir.path().join(name);
+        umoci_image(&layout, "v1", "amd64", &[("etc/pulled", name.as_bytes())]);
+        let d = skopeo_push_layout(&layout, "v1", &reg.image(&format!("lc/pulled:{name}")));
+        digest.insert(name, d);
+    }
+    // A real pull of `recent` (manifest GET) records its pull time.
+    let o = run(
+        skopeo().args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}", reg.image("lc/pulled:recent")),
+        ]),
+        LONG,
+    );
+    assert!(o.success(), "{}", o.describe());
+    let images = ecr(&reg, &["describe-images", "--repository-name", "lc/pulled"]);
+    let pulled: Vec<&Value> = images["imageDetails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i.get("lastRecordedPullTime").is_some())
+        .collect();
+    assert_eq!(
+        pulled.len(),
+        1,
+        "only the pulled image has a pull time: {images}"
+    );
+    assert_eq!(pulled[0]["imageDigest"], digest["recent"].as_str());
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ten_days_ago = now - 10 * 86_400;
+    let eight_days_ago = now - 8 * 86_400;
+    let age = format!(
+        "import sqlite3, sys\n\
+         db = sqlite3.connect(sys.argv[1], timeout=30)\n\
+         db.execute(\"UPDATE manifests SET pushed_at = {ten_days_ago} WHERE repository_id = \
+         (SELECT id FROM repositories WHERE name = 'lc/pulled')\")\n\
+         db.execute(\"UPDATE manifests SET last_pulled_at = {eight_days_ago} WHERE digest = '{}'\")\n\
+         db.commit()\n",
+        digest["old"]
+    );
+    run(
+        Command::new(oras_python())
+            .args(["-c", &age])
+            .arg(reg.data_dir().join("metadata.db")),
+        SHORT,
+    );
+
+    let policy = r#"{"rules":[{"rulePriority":1,"description":"not pulled for 5 days",
+        "selection":{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":5},
+        "action":{"type":"expire"}}]}"#;
+    ecr(
+        &reg,
+        &[
+            "put-lifecycle-policy",
+            "--repository-name",
+            "lc/pulled",
+            "--lifecycle-policy-text",
+            policy,
+        ],
+    );
+    let out = admin(&reg, &["lifecycle", "run", "--repository", "lc/pulled"]);
+    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let job = finished_job(&reg, line["job"].as_i64().expect("a job ID"));
+    let expired: BTreeSet<String> = job["result"]["expired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["imageDigest"].as_str().unwrap().to_string())
+        .collect();
+    let want: BTreeSet<String> = [digest["old"].clone(), digest["never"].clone()].into();
+    assert_eq!(expired, want, "{job}");
+    let left = ecr(&reg, &["describe-images", "--repository-name", "lc/pulled"]);
+    let left: Vec<&str> = left["imageDetails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["imageDigest"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, [digest["recent"].as_str()]);
 }
