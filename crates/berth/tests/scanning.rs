@@ -510,6 +510,7 @@ fn aws_cli_scans_an_image_and_reads_its_findings() {
     registry_scanning_rules_decide_scan_on_push(&reg, &layout);
     pulls_with_blocking_findings_are_refused(&reg, &layout, &want_now);
     boto3_ticket_handler_files_tickets_and_tags_the_image(&reg, &layout);
+    hostile_layers_fail_the_scan_not_the_server(&reg);
 }
 
 /// `aws ecr describe-image-scan-findings` on `repo:v1`: whether it answers
@@ -887,4 +888,149 @@ fn boto3_ticket_handler_files_tickets_and_tags_the_image(reg: &Registry, layout:
         digest.as_str(),
         "{tagged}"
     );
+}
+
+/// Writes two hostile gzip layers with Python's tarfile/gzip (independent of Berth's tar
+/// code): a path-traversal entry, and a gzip stream corrupted half-way. Prints their
+/// paths.
+const HOSTILE_LAYERS: &str = r#"
+import gzip, io, sys, tarfile
+out = sys.argv[1]
+def layer(entries):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue())
+open(out + "/traversal", "wb").write(layer([("etc/os-release", b"ID=debian\n"), ("../../etc/shadow", b"x")]))
+good = layer([("etc/os-release", b"ID=debian\n"), ("var/lib/dpkg/status", b"Package: a\n" * 4000)])
+bad = bytearray(good)
+for i in range(len(bad) // 2, len(bad)):
+    bad[i] ^= 0x5A
+open(out + "/corrupt", "wb").write(bytes(bad))
+"#;
+
+/// Pushes `layer` (gzip tar) as the only layer of `repo:v1` through the OCI API
+/// (monolithic uploads, distribution-spec § Pushing a blob monolithically); returns the
+/// manifest digest.
+fn push_raw_image(reg: &Registry, repo: &str, layer: &[u8]) -> String {
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    for blob in [&config[..], layer] {
+        let d = berth_test_support::sha256(blob);
+        let r = http(
+            "POST",
+            &reg.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")),
+            &[("Content-Type", "application/octet-stream")],
+            Some(blob),
+        );
+        assert_eq!(r.status, 201, "{}", r.describe());
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": berth_test_support::sha256(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": berth_test_support::sha256(layer), "size": layer.len()}],
+    })
+    .to_string();
+    let r = http(
+        "PUT",
+        &reg.url(&format!("/v2/{repo}/manifests/v1")),
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        Some(manifest.as_bytes()),
+    );
+    assert_eq!(r.status, 201, "{}", r.describe());
+    berth_test_support::sha256(manifest.as_bytes())
+}
+
+/// Issue 11, "hostile layers: the scan fails cleanly with a reason, the server keeps
+/// serving": a path-traversal entry and a corrupt gzip stream, pushed and scanned
+/// through a running server, end FAILED with the reason in `imageScanStatus`, and the
+/// server answers pulls and scans afterwards.
+fn hostile_layers_fail_the_scan_not_the_server(reg: &Registry) {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        Command::new(oras_python())
+            .args(["-c", HOSTILE_LAYERS])
+            .arg(dir.path()),
+        SHORT,
+    );
+    for (name, reason) in [
+        ("traversal", "has a '..' component (path traversal)"),
+        ("corrupt", "is not a readable tar stream"),
+    ] {
+        let repo = format!("scan/hostile-{name}");
+        let layer = fs::read(dir.path().join(name)).unwrap();
+        push_raw_image(reg, &repo, &layer);
+        aws_ok(
+            reg,
+            &[
+                "start-image-scan",
+                "--repository-name",
+                &repo,
+                "--image-id",
+                "imageTag=v1",
+            ],
+        );
+        let deadline = std::time::Instant::now() + LONG;
+        let status = loop {
+            let o = aws_ok(
+                reg,
+                &[
+                    "describe-image-scan-findings",
+                    "--repository-name",
+                    &repo,
+                    "--image-id",
+                    "imageTag=v1",
+                ],
+            );
+            if o["imageScanStatus"]["status"] != "IN_PROGRESS" {
+                break o["imageScanStatus"].clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "{o}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        assert_eq!(status["status"], "FAILED", "{name}: {status}");
+        let description = status["description"].as_str().unwrap();
+        assert!(description.contains(reason), "{name}: {status}");
+        assert!(
+            description.contains(&berth_test_support::sha256(&layer)),
+            "{status}"
+        );
+    }
+    // Still serving: a pull and a scan of a good image.
+    let r = http(
+        "GET",
+        &reg.url("/v2/scan/onpush/manifests/v1"),
+        &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(never_scanned(reg, "scan/other"));
+    aws_ok(
+        reg,
+        &[
+            "start-image-scan",
+            "--repository-name",
+            "scan/other",
+            "--image-id",
+            "imageTag=v1",
+        ],
+    );
+    let o = aws(
+        reg,
+        &[
+            "wait",
+            "image-scan-complete",
+            "--repository-name",
+            "scan/other",
+            "--image-id",
+            "imageTag=v1",
+        ],
+    );
+    assert!(o.success(), "{}", o.describe());
 }
