@@ -717,28 +717,7 @@ fn pulls_with_blocking_findings_are_refused(
         200,
         "not scanned yet: served"
     );
-    aws_ok(
-        reg,
-        &[
-            "start-image-scan",
-            "--repository-name",
-            "scan/blocked",
-            "--image-id",
-            "imageTag=v1",
-        ],
-    );
-    let o = aws(
-        reg,
-        &[
-            "wait",
-            "image-scan-complete",
-            "--repository-name",
-            "scan/blocked",
-            "--image-id",
-            "imageTag=v1",
-        ],
-    );
-    assert!(o.success(), "{}", o.describe());
+    scan_and_wait(reg, "scan/blocked");
 
     // Which findings must be named: HIGH and CRITICAL ones, from the findings Berth
     // reported (checked against the independent matcher above), minus the accepted one.
@@ -1011,12 +990,17 @@ fn hostile_layers_fail_the_scan_not_the_server(reg: &Registry) {
     );
     assert_eq!(r.status, 200, "{}", r.describe());
     assert!(never_scanned(reg, "scan/other"));
+    scan_and_wait(reg, "scan/other");
+}
+
+/// `aws ecr start-image-scan` of `repo:v1`, then `aws ecr wait image-scan-complete`.
+fn scan_and_wait(reg: &Registry, repo: &str) {
     aws_ok(
         reg,
         &[
             "start-image-scan",
             "--repository-name",
-            "scan/other",
+            repo,
             "--image-id",
             "imageTag=v1",
         ],
@@ -1027,7 +1011,7 @@ fn hostile_layers_fail_the_scan_not_the_server(reg: &Registry) {
             "wait",
             "image-scan-complete",
             "--repository-name",
-            "scan/other",
+            repo,
             "--image-id",
             "imageTag=v1",
         ],
