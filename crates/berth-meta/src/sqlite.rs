@@ -25,6 +25,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Read connections kept open.
 const READERS: u32 = 8;
 
+/// Bytes SQLite's allocator holds in this process right now (`sqlite3_memory_used`:
+/// every connection's page cache, schema and statements), for `/metrics`
+/// (`berth_sqlite_memory_used_bytes`): the soak test subtracts it from RSS growth to tell
+/// a filling cache from a leak.
+pub fn sqlite_memory_used() -> i64 {
+    // SAFETY: sqlite3_memory_used takes no arguments and only reads SQLite's own
+    // allocator counters (thread-safe in the serialized/multi-thread builds sqlx uses).
+    // There is no safe wrapper in sqlx or libsqlite3-sys.
+    unsafe { libsqlite3_sys::sqlite3_memory_used() }
+}
+
 /// Metadata in one SQLite database file.
 pub struct SqliteMeta {
     pub(crate) writer: SqlitePool,

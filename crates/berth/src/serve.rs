@@ -101,6 +101,8 @@ async fn metrics_endpoint(State(ops): State<Ops>) -> String {
     if let Some(b) = ops.registry.store().stored_bytes() {
         metrics::gauge!("berth_stored_bytes").set(b as f64);
     }
+    metrics::gauge!("berth_sqlite_memory_used_bytes")
+        .set(berth_meta::sqlite::sqlite_memory_used() as f64);
     ops.metrics.render()
 }
 
