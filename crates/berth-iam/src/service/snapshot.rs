@@ -77,10 +77,16 @@ impl Snapshot {
         }
         let mut identity_policies: HashMap<PrincipalKey, Vec<(String, PolicyDocument)>> =
             HashMap::new();
+        let mut trust_policies = HashMap::new();
         for p in data.policies {
             let Some(kind) = StoredKind::parse(&p.kind) else {
                 continue;
             };
+            if p.policy_name == TRUST_POLICY_NAME {
+                let (doc, max) = sts::parse_trust_row(&p.name, &p.document);
+                trust_policies.insert((p.account_id, kind, p.name), (doc, max));
+                continue;
+            }
             let doc = parse_stored(&p.policy_name, &p.document, PolicyKind::Identity);
             identity_policies
                 .entry((p.account_id, kind, p.name))
@@ -106,6 +112,7 @@ impl Snapshot {
             principals,
             keys: stored_keys,
             identity_policies,
+            trust_policies,
             repository_policies,
             registry_policy,
             unsealable,
