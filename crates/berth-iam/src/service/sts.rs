@@ -292,7 +292,20 @@ impl Iam {
                     document: doc,
                 }];
                 let role_account = AccountId::parse(account).expect("parsed role ARN");
-                let d = policy::evaluate(&ctx, &identity, &trust, &role_account);
+                // The trust policy must always allow: unlike other resource policies,
+                // an identity policy alone never lets a principal assume a role. A
+                // statement naming the principal itself suffices; one naming only its
+                // account delegates to the account, whose identity policies must then
+                // allow the action too (IAM User Guide, "Role trust policies").
+                let mut d = policy::evaluate(&ctx, &[], &trust, &role_account);
+                if matches!(
+                    d.reason,
+                    policy::DecisionReason::ImplicitDeny {
+                        missing: policy::Missing::NoIdentityPolicy
+                    }
+                ) {
+                    d = policy::evaluate(&ctx, &identity, &trust, &role_account);
+                }
                 let why = Self::reason(Some(&d));
                 (d.allowed, why, *max)
             }
