@@ -9,6 +9,7 @@ mod admin_jobs;
 mod admin_migrate;
 pub mod backends;
 pub mod config;
+pub mod credential_helper;
 pub mod events;
 mod housekeeping;
 mod identity;

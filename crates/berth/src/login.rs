@@ -3,9 +3,11 @@
 //! ECR API operation GetAuthorizationToken signed with SigV4.
 //!
 //! Credentials come from where the AWS CLI finds them: `AWS_ACCESS_KEY_ID` /
-//! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, else the shared credentials file
-//! (`AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`) and profile
-//! (`--profile`, `AWS_PROFILE`, default `default`).
+//! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, else a web identity
+//! (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, exchanged with STS
+//! AssumeRoleWithWebIdentity at `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL` or the registry
+//! itself), else the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, default
+//! `~/.aws/credentials`) and profile (`--profile`, `AWS_PROFILE`, default `default`).
 
 use anyhow::Context;
 use base64::Engine;
@@ -30,7 +32,8 @@ pub struct LoginArgs {
 /// Where credentials come from, for the error that finds none (issue 17).
 const WHERE_CREDENTIALS: &str = "berth login signs with AWS-style credentials, found where the \
 AWS CLI finds them: the environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus \
-AWS_SESSION_TOKEN for temporary credentials), else the shared credentials file \
+AWS_SESSION_TOKEN for temporary credentials), else a web identity (AWS_WEB_IDENTITY_TOKEN_FILE \
+and AWS_ROLE_ARN), else the shared credentials file \
 AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials), profile --profile / AWS_PROFILE \
 (default `default`). The registry's administrator key is written at first start to \
 <data-dir>/admin-credentials: `AWS_SHARED_CREDENTIALS_FILE=<data-dir>/admin-credentials berth \
@@ -42,7 +45,7 @@ struct Creds {
     token: Option<Zeroizing<String>>,
 }
 
-fn credentials(profile: &str) -> anyhow::Result<Creds> {
+fn credentials(profile: &str, registry_url: &str) -> anyhow::Result<Creds> {
     if let (Ok(id), Ok(secret)) = (
         std::env::var("AWS_ACCESS_KEY_ID"),
         std::env::var("AWS_SECRET_ACCESS_KEY"),
@@ -52,6 +55,12 @@ fn credentials(profile: &str) -> anyhow::Result<Creds> {
             secret: Zeroizing::new(secret),
             token: std::env::var("AWS_SESSION_TOKEN").ok().map(Zeroizing::new),
         });
+    }
+    if let (Some(token_file), Ok(role)) = (
+        std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        std::env::var("AWS_ROLE_ARN"),
+    ) {
+        return web_identity(&PathBuf::from(token_file), &role, registry_url);
     }
     let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
@@ -81,6 +90,65 @@ fn credentials(profile: &str) -> anyhow::Result<Creds> {
         token: sec
             .get("aws_session_token")
             .map(|t| Zeroizing::new(t.to_string())),
+    })
+}
+
+/// The text between `<tag>` and `</tag>` in STS's XML answer, unescaped. STS's answers
+/// are a fixed shape with unique element names, so finding the element is reading it.
+fn xml_member(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    quick_xml::escape::unescape(&xml[start..end])
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Exchanges the web identity token in `token_file` for a session of `role` with STS's
+/// AssumeRoleWithWebIdentity (unsigned, as the AWS CLI's provider does) at
+/// `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else the registry (Berth serves STS on
+/// its listener). The session name is `AWS_ROLE_SESSION_NAME` or `berth-<epoch seconds>`.
+fn web_identity(token_file: &std::path::Path, role: &str, registry_url: &str) -> anyhow::Result<Creds> {
+    let token = Zeroizing::new(
+        std::fs::read_to_string(token_file)
+            .with_context(|| format!("reading AWS_WEB_IDENTITY_TOKEN_FILE {}", token_file.display()))?,
+    );
+    let sts = std::env::var("AWS_ENDPOINT_URL_STS")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .map(|u| format!("{}/", u.trim_end_matches('/')))
+        .unwrap_or_else(|_| registry_url.to_string());
+    let session = std::env::var("AWS_ROLE_SESSION_NAME").unwrap_or_else(|_| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        format!("berth-{now}")
+    });
+    let form = [
+        ("Action", "AssumeRoleWithWebIdentity"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", role),
+        ("RoleSessionName", session.as_str()),
+        ("WebIdentityToken", token.trim()),
+    ];
+    let xml = match ureq::post(&sts).send_form(&form) {
+        Ok(r) => r.into_string().context("reading STS's answer")?,
+        Err(ureq::Error::Status(code, r)) => {
+            let xml = r.into_string().unwrap_or_default();
+            anyhow::bail!(
+                "{sts} refused AssumeRoleWithWebIdentity for {role} ({code} {}): {}",
+                xml_member(&xml, "Code").unwrap_or_else(|| "error".into()),
+                xml_member(&xml, "Message").unwrap_or_else(|| "no message".into())
+            );
+        }
+        Err(e) => return Err(e).with_context(|| format!("calling STS at {sts}")),
+    };
+    let get = |tag: &str| {
+        xml_member(&xml, tag).with_context(|| format!("STS's answer has no {tag}"))
+    };
+    Ok(Creds {
+        id: get("AccessKeyId")?,
+        secret: Zeroizing::new(get("SecretAccessKey")?),
+        token: Some(Zeroizing::new(get("SessionToken")?)),
     })
 }
 
@@ -120,7 +188,7 @@ pub(crate) fn call_ecr(
     operation: &str,
     body: &[u8],
 ) -> anyhow::Result<serde_json::Value> {
-    let creds = credentials(profile.unwrap_or("default"))?;
+    let creds = credentials(profile.unwrap_or("default"), url)?;
     let target = format!("AmazonEC2ContainerRegistry_V20150921.{operation}");
     let base = [
         ("content-type", "application/x-amz-json-1.1"),

@@ -474,4 +474,81 @@ print(json.dumps({
         "{}",
         o.describe()
     );
+
+    // 6. docker with `docker-credential-berth` (config.json `credHelpers`), the job's
+    //    web identity its only credential: push and pull work, and config.json holds no
+    //    secret afterwards (docker credential-helper protocol: `get` per command).
+    if !require("docker_credential_helper", &["docker", "busybox-static"]) {
+        return;
+    }
+    let d = docker();
+    let image = reg.image("acme/app:ci");
+    d.build_busybox_image(&image, "federation-credential-helper");
+    let docker_config = dir.path().join("docker-config");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let config_json = json!({"credHelpers": {reg.host.clone(): "berth"}}).to_string();
+    std::fs::write(docker_config.join("config.json"), &config_json).unwrap();
+    let helper_dir = Path::new(env!("CARGO_BIN_EXE_docker-credential-berth"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        helper_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let docker_with = |args: &[&str], web: bool| {
+        let mut c = d.cmd();
+        c.env("DOCKER_CONFIG", &docker_config).env("PATH", &path);
+        if web {
+            web_identity_env(&mut c, &reg, &token_file, "deployer");
+        } else {
+            aws_env(&mut c, Path::new("/dev/null"));
+        }
+        c.args(args);
+        run_unchecked(&mut c, LONG)
+    };
+    // Without any credential the helper has nothing to sign with: it says why (on
+    // stdout, per the protocol), and docker's push is refused.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_docker-credential-berth"));
+    aws_env(&mut c, Path::new("/nonexistent/credentials"));
+    let mut child = c
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(reg.host.as_bytes()).unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.status.success() && stdout.contains("no credentials"),
+        "docker-credential-berth get without credentials: {stdout}"
+    );
+    let o = docker_with(&["push", &image], false);
+    assert!(
+        !o.success() && o.stderr.contains("no basic auth credentials"),
+        "{}",
+        o.describe()
+    );
+    let o = docker_with(&["push", &image], true);
+    assert!(o.success(), "{}", o.describe());
+    let digest = digest_after(&o.stdout, "digest: ").expect("docker push prints the digest");
+    run(d.cmd().args(["rmi", &image]), SHORT);
+    let by_digest = format!("{}@{digest}", reg.image("acme/app"));
+    let o = docker_with(&["pull", &by_digest], true);
+    assert!(o.success(), "{}", o.describe());
+    assert_eq!(
+        std::fs::read_to_string(docker_config.join("config.json")).unwrap(),
+        config_json,
+        "docker wrote nothing (no token, no secret) to config.json"
+    );
+    // The protocol's other actions keep nothing.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_docker-credential-berth"));
+    c.arg("list");
+    assert_eq!(run(&mut c, SHORT).stdout.trim(), "{}");
 }
