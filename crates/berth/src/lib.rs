@@ -16,5 +16,6 @@ mod identity;
 pub mod lifecycle;
 pub mod login;
 pub mod replication_wait;
+pub mod scan_gate;
 pub mod scanning;
 pub mod serve;

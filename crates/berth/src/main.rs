@@ -1,6 +1,6 @@
 //! `berth`: the registry binary. `berth serve` runs the registry; see `berth --help`.
 
-use berth::{admin, config, credential_helper, login, replication_wait, serve};
+use berth::{admin, config, credential_helper, login, replication_wait, scan_gate, serve};
 
 use clap::{CommandFactory, FromArgMatches, Subcommand};
 
@@ -25,6 +25,9 @@ enum Command {
     /// Replication helpers for pipelines: `berth replication wait` blocks until an image
     /// is COMPLETE in every replication destination.
     Replication(replication_wait::ReplicationArgs),
+    /// Security gates for pipelines: `berth scan gate` waits for an image's scan and
+    /// fails when it has findings at or above a severity.
+    Scan(scan_gate::ScanArgs),
     /// The docker credential-helper protocol (get, store, erase, list on stdin/stdout),
     /// as `docker-credential-berth`: a fresh short-lived token per docker command.
     CredentialHelper {
@@ -67,6 +70,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         }
         Command::Login(args) => login::run(args),
         Command::Replication(args) => replication_wait::run(args),
+        Command::Scan(args) => scan_gate::run(args),
         Command::CredentialHelper { action } => {
             std::process::exit(credential_helper::main(Some(&action)))
         }
