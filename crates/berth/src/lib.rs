@@ -13,6 +13,7 @@ pub mod credential_helper;
 pub mod events;
 mod housekeeping;
 mod identity;
+pub mod image_digest;
 pub mod lifecycle;
 pub mod login;
 pub mod replication_wait;

@@ -1,6 +1,8 @@
 //! `berth`: the registry binary. `berth serve` runs the registry; see `berth --help`.
 
-use berth::{admin, config, credential_helper, login, replication_wait, scan_gate, serve};
+use berth::{
+    admin, config, credential_helper, image_digest, login, replication_wait, scan_gate, serve,
+};
 
 use clap::{CommandFactory, FromArgMatches, Subcommand};
 
@@ -25,6 +27,9 @@ enum Command {
     /// Replication helpers for pipelines: `berth replication wait` blocks until an image
     /// is COMPLETE in every replication destination.
     Replication(replication_wait::ReplicationArgs),
+    /// Image helpers for pipelines: `berth image digest REF` prints the digest a tag
+    /// names now, for deploying by digest.
+    Image(image_digest::ImageArgs),
     /// Security gates for pipelines: `berth scan gate` waits for an image's scan and
     /// fails when it has findings at or above a severity.
     Scan(scan_gate::ScanArgs),
@@ -71,6 +76,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Command::Login(args) => login::run(args),
         Command::Replication(args) => replication_wait::run(args),
         Command::Scan(args) => scan_gate::run(args),
+        Command::Image(args) => image_digest::run(args),
         Command::CredentialHelper { action } => {
             std::process::exit(credential_helper::main(Some(&action)))
         }

@@ -17,6 +17,10 @@
 //! allows `*`: the trust policy must allow); the
 //! session's ARN `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
 //!
+//! Then docker pushes and pulls through `docker-credential-berth` (`credHelpers`) with the
+//! web identity as its only credential, nothing written to `config.json`, and `berth image
+//! digest` resolves the pushed tag to the pushed digest.
+//!
 //! Run: `cargo test -p berth --test federation`.
 
 mod common;
@@ -547,6 +551,12 @@ print(json.dumps({
         config_json,
         "docker wrote nothing (no token, no secret) to config.json"
     );
+    // Deploy by digest: `berth image digest` resolves the tag with the web identity's
+    // session (DescribeImages) to what docker pushed.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    web_identity_env(&mut c, &reg, &token_file, "deployer");
+    c.args(["image", "digest", "--reference-out", &image]);
+    assert_eq!(run(&mut c, SHORT).stdout.trim(), by_digest);
     // The protocol's other actions keep nothing.
     let mut c = Command::new(env!("CARGO_BIN_EXE_docker-credential-berth"));
     c.arg("list");
