@@ -158,8 +158,7 @@ impl std::fmt::Debug for Federation {
 /// three-part JWT with a JSON object payload carrying a string `iss`.
 pub fn unverified_issuer(token: &str) -> Option<String> {
     let mut parts = token.split('.');
-    let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next())
-    else {
+    let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
         return None;
     };
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
@@ -247,7 +246,9 @@ impl Federation {
                 K::MissingRequiredClaim(c) => {
                     FederationError::InvalidToken(format!("The ID token has no {c} claim"))
                 }
-                other => FederationError::InvalidToken(format!("The ID token is invalid: {other:?}")),
+                other => {
+                    FederationError::InvalidToken(format!("The ID token is invalid: {other:?}"))
+                }
             }
         })?;
         let subject = data.claims["sub"]

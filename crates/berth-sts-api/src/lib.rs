@@ -107,12 +107,7 @@ pub fn parse_request(body: &[u8]) -> Result<StsRequest, StsError> {
             format!("the request body is not form-encoded: {e}"),
         )
     })?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let action = get("Action")
         .ok_or_else(|| StsError::new("MissingAction", "Missing Action"))?
         .to_string();
@@ -258,7 +253,10 @@ async fn handle(State(iam): State<Iam>, req: Request) -> Response {
     let result = if parts.method != axum::http::Method::POST {
         let e = StsError::new(
             "InvalidAction",
-            format!("{} / is not an STS call: use POST / with a form-encoded body", parts.method),
+            format!(
+                "{} / is not an STS call: use POST / with a form-encoded body",
+                parts.method
+            ),
         );
         Err(e)
     } else {
@@ -451,13 +449,18 @@ mod tests {
 
     #[test]
     fn refusals_use_sts_codes() {
-        assert_eq!(parse_request(b"Version=2011-06-15").unwrap_err().code, "MissingAction");
         assert_eq!(
-            parse_request(b"Action=GetSessionToken&Version=2011-06-15").unwrap_err().code,
+            parse_request(b"Version=2011-06-15").unwrap_err().code,
+            "MissingAction"
+        );
+        assert_eq!(
+            parse_request(b"Action=GetSessionToken&Version=2011-06-15")
+                .unwrap_err()
+                .code,
             "InvalidAction"
         );
-        let e = parse_request(b"Action=AssumeRole&Version=2011-06-15&RoleSessionName=x")
-            .unwrap_err();
+        let e =
+            parse_request(b"Action=AssumeRole&Version=2011-06-15&RoleSessionName=x").unwrap_err();
         assert_eq!(e.code, "ValidationError");
         assert!(e.message.contains("'roleArn'"), "{}", e.message);
         let e = parse_request(

@@ -82,7 +82,10 @@ pub fn endpoint_for(server_url: &str) -> anyhow::Result<String> {
         "registry server URL {s:?} does not name a host"
     );
     let name = if host.starts_with('[') {
-        host.split(']').next().unwrap_or(host).trim_start_matches('[')
+        host.split(']')
+            .next()
+            .unwrap_or(host)
+            .trim_start_matches('[')
     } else {
         host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
     };
@@ -152,7 +155,10 @@ fn act(action: &str) -> anyhow::Result<Option<String>> {
             Ok(None)
         }
         "list" => Ok(Some("{}".into())),
-        "version" => Ok(Some(format!("docker-credential-berth {}", env!("CARGO_PKG_VERSION")))),
+        "version" => Ok(Some(format!(
+            "docker-credential-berth {}",
+            env!("CARGO_PKG_VERSION")
+        ))),
         other => anyhow::bail!(
             "unknown action {other:?}: docker-credential-berth takes get, store, erase or list"
         ),

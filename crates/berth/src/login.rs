@@ -107,11 +107,17 @@ fn xml_member(xml: &str, tag: &str) -> Option<String> {
 /// AssumeRoleWithWebIdentity (unsigned, as the AWS CLI's provider does) at
 /// `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else the registry (Berth serves STS on
 /// its listener). The session name is `AWS_ROLE_SESSION_NAME` or `berth-<epoch seconds>`.
-fn web_identity(token_file: &std::path::Path, role: &str, registry_url: &str) -> anyhow::Result<Creds> {
-    let token = Zeroizing::new(
-        std::fs::read_to_string(token_file)
-            .with_context(|| format!("reading AWS_WEB_IDENTITY_TOKEN_FILE {}", token_file.display()))?,
-    );
+fn web_identity(
+    token_file: &std::path::Path,
+    role: &str,
+    registry_url: &str,
+) -> anyhow::Result<Creds> {
+    let token = Zeroizing::new(std::fs::read_to_string(token_file).with_context(|| {
+        format!(
+            "reading AWS_WEB_IDENTITY_TOKEN_FILE {}",
+            token_file.display()
+        )
+    })?);
     let sts = std::env::var("AWS_ENDPOINT_URL_STS")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .map(|u| format!("{}/", u.trim_end_matches('/')))
@@ -142,9 +148,8 @@ fn web_identity(token_file: &std::path::Path, role: &str, registry_url: &str) ->
         }
         Err(e) => return Err(e).with_context(|| format!("calling STS at {sts}")),
     };
-    let get = |tag: &str| {
-        xml_member(&xml, tag).with_context(|| format!("STS's answer has no {tag}"))
-    };
+    let get =
+        |tag: &str| xml_member(&xml, tag).with_context(|| format!("STS's answer has no {tag}"));
     Ok(Creds {
         id: get("AccessKeyId")?,
         secret: Zeroizing::new(get("SecretAccessKey")?),

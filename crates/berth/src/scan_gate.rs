@@ -117,7 +117,8 @@ fn attribute<'a>(finding: &'a serde_json::Value, key: &str) -> &'a str {
 /// Runs `berth scan …`.
 pub fn run(args: ScanArgs) -> anyhow::Result<()> {
     let ScanCommand::Gate(a) = args.command;
-    let url = crate::login::registry_url(a.registry.clone(), "aws ecr describe-image-scan-findings")?;
+    let url =
+        crate::login::registry_url(a.registry.clone(), "aws ecr describe-image-scan-findings")?;
     let region = crate::login::signing_region(a.region.clone());
     let mut image_id = serde_json::Map::new();
     if let Some(t) = &a.image_tag {
@@ -166,7 +167,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
         let status = v["imageScanStatus"]["status"].as_str().unwrap_or("");
         match status {
             "COMPLETE" | "ACTIVE" => {}
-            "FAILED" | "UNSUPPORTED_IMAGE" | "SCAN_ELIGIBILITY_EXPIRED" | "FINDINGS_UNAVAILABLE" => {
+            "FAILED"
+            | "UNSUPPORTED_IMAGE"
+            | "SCAN_ELIGIBILITY_EXPIRED"
+            | "FINDINGS_UNAVAILABLE" => {
                 anyhow::bail!(
                     "the scan of {image} is {status}: {}",
                     v["imageScanStatus"]["description"]

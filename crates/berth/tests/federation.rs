@@ -44,7 +44,10 @@ struct Issuer {
 }
 
 fn openssl(args: &[&str]) -> Vec<u8> {
-    let o = Command::new("openssl").args(args).output().expect("openssl");
+    let o = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
     assert!(
         o.status.success(),
         "openssl {args:?}: {}",
@@ -153,8 +156,7 @@ fn trust(sub_pattern: &str) -> String {
 
 /// The server's config file: the trusted issuer and three roles.
 fn config(dir: &Path) -> PathBuf {
-    let ecr_all =
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}"#;
+    let ecr_all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}"#;
     let admin_may_assume = json!({
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow",
@@ -187,7 +189,10 @@ fn config(dir: &Path) -> PathBuf {
 fn web_identity_env(c: &mut Command, reg: &Registry, token_file: &Path, role: &str) {
     aws_env(c, Path::new("/dev/null"));
     c.env("AWS_WEB_IDENTITY_TOKEN_FILE", token_file)
-        .env("AWS_ROLE_ARN", format!("arn:aws:iam::{ACCOUNT}:role/{role}"))
+        .env(
+            "AWS_ROLE_ARN",
+            format!("arn:aws:iam::{ACCOUNT}:role/{role}"),
+        )
         .env("AWS_ROLE_SESSION_NAME", "ci-run-42")
         .env("AWS_ENDPOINT_URL", reg.url(""));
 }
@@ -243,12 +248,8 @@ fn web_identity_tokens_become_role_sessions_for_the_aws_cli_and_boto3() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = Issuer::new(dir.path());
     let cfg = config(dir.path());
-    let reg = Registry::start_secured(&[
-        "--account-id",
-        ACCOUNT,
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
+    let reg =
+        Registry::start_secured(&["--account-id", ACCOUNT, "--config", cfg.to_str().unwrap()]);
 
     // 1. The AWS CLI's web identity provider: RS256 token whose sub matches deployer's
     //    StringLike pattern → a session; sts get-caller-identity names it, ECR works.

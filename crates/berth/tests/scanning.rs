@@ -501,8 +501,9 @@ fn aws_cli_scans_an_image_and_reads_its_findings() {
     let o = gate(&["--fail-on", "HIGH"]);
     assert!(!o.success(), "{}", o.describe());
     assert!(
-        o.stderr
-            .contains(&format!("{severe} finding(s) at or above HIGH in scan/onpush:v1")),
+        o.stderr.contains(&format!(
+            "{severe} finding(s) at or above HIGH in scan/onpush:v1"
+        )),
         "{}",
         o.describe()
     );
@@ -515,7 +516,8 @@ fn aws_cli_scans_an_image_and_reads_its_findings() {
         assert!(row.contains(cell), "{row}");
     }
     let o = gate(&["--fail-on", "high", "--format", "json"]);
-    let listed: Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{}", o.describe()));
+    let listed: Value =
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{}", o.describe()));
     let names: Vec<String> = listed["findings"]
         .as_array()
         .unwrap()
@@ -529,5 +531,9 @@ fn aws_cli_scans_an_image_and_reads_its_findings() {
     }
     let o = gate(&accept);
     assert!(o.success(), "every HIGH finding accepted: {}", o.describe());
-    assert!(o.stderr.contains("no finding at or above HIGH"), "{}", o.describe());
+    assert!(
+        o.stderr.contains("no finding at or above HIGH"),
+        "{}",
+        o.describe()
+    );
 }

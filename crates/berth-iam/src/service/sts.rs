@@ -89,7 +89,10 @@ impl StsError {
     /// authentication failures, 400 otherwise.
     pub fn status(&self) -> u16 {
         match self.code {
-            "AccessDenied" | "IDPRejectedClaim" | "InvalidClientTokenId" | "SignatureDoesNotMatch"
+            "AccessDenied"
+            | "IDPRejectedClaim"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
             | "IncompleteSignature" => 403,
             _ => 400,
         }
@@ -400,8 +403,14 @@ impl Iam {
             tags: BTreeMap::new(),
         };
         let extra = [
-            (format!("{}:sub", identity.provider_id), identity.subject.clone()),
-            (format!("{}:aud", identity.provider_id), identity.audience.clone()),
+            (
+                format!("{}:sub", identity.provider_id),
+                identity.subject.clone(),
+            ),
+            (
+                format!("{}:aud", identity.provider_id),
+                identity.audience.clone(),
+            ),
         ];
         let who = format!(
             "{} (sub {}, aud {})",
