@@ -32,9 +32,7 @@
 //! overrides both (a registry behind a proxy whose API is elsewhere).
 
 use anyhow::Context;
-use base64::Engine as _;
 use std::io::{Read as _, Write as _};
-use zeroize::Zeroizing;
 
 /// What `store` reads on stdin (docker-credential-helpers' `Credentials`).
 #[derive(Debug, serde::Deserialize)]
@@ -100,31 +98,16 @@ pub fn endpoint_for(server_url: &str) -> anyhow::Result<String> {
 /// `get`: a fresh token for `server_url`, as the JSON docker reads.
 fn get(server_url: &str) -> anyhow::Result<String> {
     let url = endpoint_for(server_url)?;
-    let region = crate::login::signing_region(std::env::var("AWS_REGION").ok());
-    let profile = std::env::var("AWS_PROFILE").ok();
-    let v = crate::login::call_ecr(
-        &url,
-        &region,
-        profile.as_deref(),
-        "GetAuthorizationToken",
-        b"{}",
-    )?;
-    let token = v["authorizationData"][0]["authorizationToken"]
-        .as_str()
-        .context("the answer has no authorizationData[0].authorizationToken")?;
-    let decoded = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(token)
-            .context("authorizationToken is not base64")?,
-    );
-    let decoded = std::str::from_utf8(&decoded).context("authorizationToken is not UTF-8")?;
-    let (user, password) = decoded
-        .split_once(':')
-        .context("authorizationToken is not user:password")?;
+    let client = crate::login::EcrClientArgs {
+        registry: None,
+        profile: std::env::var("AWS_PROFILE").ok(),
+        region: std::env::var("AWS_REGION").ok(),
+    };
+    let (user, password) = crate::login::authorization_token(&url, &client)?;
     Ok(serde_json::json!({
         "ServerURL": server_url.trim(),
         "Username": user,
-        "Secret": password,
+        "Secret": password.as_str(),
     })
     .to_string())
 }

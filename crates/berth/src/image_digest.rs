@@ -31,15 +31,9 @@ pub struct DigestArgs {
     /// Print `<registry>/<repository>@<digest>` instead of the digest alone.
     #[arg(long)]
     reference_out: bool,
-    /// The registry when REF names none. [default: http://127.0.0.1:5000]
-    #[arg(long, env = "BERTH_REGISTRY", value_name = "URL")]
-    registry: Option<String>,
-    /// Profile in the shared credentials file.
-    #[arg(long, env = "AWS_PROFILE")]
-    profile: Option<String>,
-    /// Region to sign for (the registry's). [default: us-east-1]
-    #[arg(long, env = "AWS_REGION")]
-    region: Option<String>,
+    /// The registry (when REF names none) and the credentials.
+    #[command(flatten)]
+    client: crate::login::EcrClientArgs,
 }
 
 /// A parsed image reference: (registry host, repository, tag or digest member).
@@ -86,10 +80,10 @@ pub fn run(args: ImageArgs) -> anyhow::Result<()> {
     let ImageCommand::Digest(a) = args.command;
     let r = parse_reference(&a.reference)?;
     let url = crate::login::registry_url(
-        r.registry.clone().or(a.registry.clone()),
+        r.registry.clone().or(a.client.registry.clone()),
         "aws ecr describe-images",
     )?;
-    let region = crate::login::signing_region(a.region.clone());
+    let region = crate::login::signing_region(a.client.region.clone());
     let body = serde_json::json!({
         "repositoryName": r.repository,
         "imageIds": [{ r.id.0: r.id.1 }],
@@ -97,7 +91,7 @@ pub fn run(args: ImageArgs) -> anyhow::Result<()> {
     let v = crate::login::call_ecr(
         &url,
         &region,
-        a.profile.as_deref(),
+        a.client.profile.as_deref(),
         "DescribeImages",
         body.to_string().as_bytes(),
     )?;

@@ -15,9 +15,11 @@ use clap::Args;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
-/// `berth login`.
-#[derive(Debug, Args)]
-pub struct LoginArgs {
+/// The registry and the credentials every client subcommand (`berth login`, `berth
+/// replication wait`, `berth scan gate`, `berth image digest`) calls the ECR API with;
+/// flattened into each one's arguments.
+#[derive(Debug, Clone, Args)]
+pub struct EcrClientArgs {
     /// The registry's address. [default: http://127.0.0.1:5000]
     #[arg(long, env = "BERTH_REGISTRY", value_name = "URL")]
     pub registry: Option<String>,
@@ -27,6 +29,55 @@ pub struct LoginArgs {
     /// Region to sign for (must be the registry's). [default: us-east-1]
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
+}
+
+/// An image named by tag or digest in one repository: the ECR API's `imageId`.
+#[derive(Debug, Clone, Args)]
+pub struct ImageSelector {
+    /// The repository.
+    #[arg(long)]
+    pub repository: String,
+    /// The image's tag.
+    #[arg(
+        long,
+        conflicts_with = "image_digest",
+        required_unless_present = "image_digest"
+    )]
+    pub image_tag: Option<String>,
+    /// The image's digest.
+    #[arg(long)]
+    pub image_digest: Option<String>,
+}
+
+impl ImageSelector {
+    /// The `imageId` member: `{"imageTag": …}` or `{"imageDigest": …}`.
+    pub fn image_id(&self) -> serde_json::Value {
+        let mut id = serde_json::Map::new();
+        if let Some(t) = &self.image_tag {
+            id.insert("imageTag".into(), t.clone().into());
+        }
+        if let Some(d) = &self.image_digest {
+            id.insert("imageDigest".into(), d.clone().into());
+        }
+        id.into()
+    }
+
+    /// `<repository>:<tag>` or `<repository>@<digest>`, for messages.
+    pub fn display(&self) -> String {
+        match (&self.image_tag, &self.image_digest) {
+            (Some(t), _) => format!("{}:{t}", self.repository),
+            (_, Some(d)) => format!("{}@{d}", self.repository),
+            _ => self.repository.clone(),
+        }
+    }
+}
+
+/// `berth login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Where and as whom.
+    #[command(flatten)]
+    pub client: EcrClientArgs,
 }
 
 /// Where credentials come from, for the error that finds none (issue 17).
@@ -234,18 +285,12 @@ pub(crate) fn call_ecr(
     resp.into_json().context("reading the answer")
 }
 
-/// Runs `berth login`: prints the password on stdout.
-pub fn run(args: LoginArgs) -> anyhow::Result<()> {
-    let url = registry_url(args.registry, "aws ecr get-login-password")?;
-    let region = signing_region(args.region);
-    let v = call_ecr(
-        &url,
-        &region,
-        args.profile.as_deref(),
-        "GetAuthorizationToken",
-        b"{}",
-    )?;
-    let token = v["authorizationData"][0]["authorizationToken"]
+/// `(user, password)` of a GetAuthorizationToken answer's first `authorizationToken`
+/// (base64 of `AWS:<password>`, ECR_REFERENCE §4.1).
+pub(crate) fn token_credentials(
+    answer: &serde_json::Value,
+) -> anyhow::Result<(String, Zeroizing<String>)> {
+    let token = answer["authorizationData"][0]["authorizationToken"]
         .as_str()
         .context("the answer has no authorizationData[0].authorizationToken")?;
     let decoded = Zeroizing::new(
@@ -254,9 +299,32 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
             .context("authorizationToken is not base64")?,
     );
     let decoded = std::str::from_utf8(&decoded).context("authorizationToken is not UTF-8")?;
-    let (_, password) = decoded
+    let (user, password) = decoded
         .split_once(':')
         .context("authorizationToken is not user:password")?;
-    println!("{password}");
+    Ok((user.to_string(), Zeroizing::new(password.to_string())))
+}
+
+/// Calls GetAuthorizationToken at `url` with the credentials `client` names.
+pub(crate) fn authorization_token(
+    url: &str,
+    client: &EcrClientArgs,
+) -> anyhow::Result<(String, Zeroizing<String>)> {
+    let region = signing_region(client.region.clone());
+    let v = call_ecr(
+        url,
+        &region,
+        client.profile.as_deref(),
+        "GetAuthorizationToken",
+        b"{}",
+    )?;
+    token_credentials(&v)
+}
+
+/// Runs `berth login`: prints the password on stdout.
+pub fn run(args: LoginArgs) -> anyhow::Result<()> {
+    let url = registry_url(args.client.registry.clone(), "aws ecr get-login-password")?;
+    let (_, password) = authorization_token(&url, &args.client)?;
+    println!("{}", password.as_str());
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! < `HIGH` < `CRITICAL` (`UNDEFINED` below them all).
 
 use anyhow::Context;
+use berth_scan::Severity;
 use clap::{Args, Subcommand, ValueEnum};
 use std::time::{Duration, Instant};
 
@@ -28,35 +29,23 @@ enum ScanCommand {
     Gate(GateArgs),
 }
 
-/// ECR's finding severities, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-#[value(rename_all = "UPPER")]
-pub enum Severity {
-    /// No rating.
-    Undefined,
-    /// `INFORMATIONAL`.
-    Informational,
-    /// `LOW`.
-    Low,
-    /// `MEDIUM`.
-    Medium,
-    /// `HIGH`.
-    High,
-    /// `CRITICAL`.
-    Critical,
+/// ECR's severity named `s` (`UNDEFINED` for anything else).
+fn severity(s: &str) -> Severity {
+    Severity::ALL
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .unwrap_or(Severity::Undefined)
 }
 
-impl Severity {
-    /// The severity ECR names `s` (`UNDEFINED` for anything else).
-    pub fn parse(s: &str) -> Severity {
-        match s {
-            "INFORMATIONAL" => Severity::Informational,
-            "LOW" => Severity::Low,
-            "MEDIUM" => Severity::Medium,
-            "HIGH" => Severity::High,
-            "CRITICAL" => Severity::Critical,
-            _ => Severity::Undefined,
-        }
+/// `--fail-on`'s value: one of ECR's severities, in any case.
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    let v = severity(&s.to_ascii_uppercase());
+    if v.as_str().eq_ignore_ascii_case(s) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s:?} is not a severity: CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL or UNDEFINED"
+        ))
     }
 }
 
@@ -70,21 +59,11 @@ enum Format {
 /// `berth scan gate`.
 #[derive(Debug, Args)]
 pub struct GateArgs {
-    /// The repository.
-    #[arg(long)]
-    repository: String,
-    /// The image's tag.
-    #[arg(
-        long,
-        conflicts_with = "image_digest",
-        required_unless_present = "image_digest"
-    )]
-    image_tag: Option<String>,
-    /// The image's digest.
-    #[arg(long)]
-    image_digest: Option<String>,
+    /// The image.
+    #[command(flatten)]
+    image: crate::login::ImageSelector,
     /// Fail on findings of this severity or above.
-    #[arg(long, value_enum, ignore_case = true, default_value = "HIGH")]
+    #[arg(long, default_value = "HIGH", value_parser = parse_severity)]
     fail_on: Severity,
     /// A vulnerability accepted (its name, e.g. CVE-2023-43804; repeatable).
     #[arg(long = "ignore", value_name = "NAME")]
@@ -95,15 +74,9 @@ pub struct GateArgs {
     /// `table` or `json` (the failing findings as ECR's finding objects).
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
-    /// The registry's address. [default: http://127.0.0.1:5000]
-    #[arg(long, env = "BERTH_REGISTRY", value_name = "URL")]
-    registry: Option<String>,
-    /// Profile in the shared credentials file.
-    #[arg(long, env = "AWS_PROFILE")]
-    profile: Option<String>,
-    /// Region to sign for (the registry's). [default: us-east-1]
-    #[arg(long, env = "AWS_REGION")]
-    region: Option<String>,
+    /// The registry and the credentials.
+    #[command(flatten)]
+    client: crate::login::EcrClientArgs,
 }
 
 fn attribute<'a>(finding: &'a serde_json::Value, key: &str) -> &'a str {
@@ -117,28 +90,20 @@ fn attribute<'a>(finding: &'a serde_json::Value, key: &str) -> &'a str {
 /// Runs `berth scan …`.
 pub fn run(args: ScanArgs) -> anyhow::Result<()> {
     let ScanCommand::Gate(a) = args.command;
-    let url =
-        crate::login::registry_url(a.registry.clone(), "aws ecr describe-image-scan-findings")?;
-    let region = crate::login::signing_region(a.region.clone());
-    let mut image_id = serde_json::Map::new();
-    if let Some(t) = &a.image_tag {
-        image_id.insert("imageTag".into(), t.clone().into());
-    }
-    if let Some(d) = &a.image_digest {
-        image_id.insert("imageDigest".into(), d.clone().into());
-    }
-    let image = match (&a.image_tag, &a.image_digest) {
-        (Some(t), _) => format!("{}:{t}", a.repository),
-        (_, Some(d)) => format!("{}@{d}", a.repository),
-        _ => a.repository.clone(),
-    };
+    let url = crate::login::registry_url(
+        a.client.registry.clone(),
+        "aws ecr describe-image-scan-findings",
+    )?;
+    let region = crate::login::signing_region(a.client.region.clone());
+    let image_id = a.image.image_id();
+    let image = a.image.display();
     let deadline = Instant::now() + a.timeout;
     let mut findings = Vec::new();
     let mut next: Option<String> = None;
     let mut digest = String::new();
     loop {
         let mut body = serde_json::json!({
-            "repositoryName": a.repository, "imageId": image_id, "maxResults": 1000,
+            "repositoryName": a.image.repository, "imageId": image_id, "maxResults": 1000,
         });
         if let Some(n) = &next {
             body["nextToken"] = n.clone().into();
@@ -146,7 +111,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
         let answer = crate::login::call_ecr(
             &url,
             &region,
-            a.profile.as_deref(),
+            a.client.profile.as_deref(),
             "DescribeImageScanFindings",
             body.to_string().as_bytes(),
         );
@@ -205,7 +170,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
     let total = findings.len();
     let (mut failing, mut ignored) = (Vec::new(), 0usize);
     for f in findings {
-        let severity = Severity::parse(f["severity"].as_str().unwrap_or(""));
+        let severity = severity(f["severity"].as_str().unwrap_or(""));
         if severity < a.fail_on {
             continue;
         }
@@ -218,11 +183,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
     }
     failing.sort_by_key(|f| {
         (
-            std::cmp::Reverse(Severity::parse(f["severity"].as_str().unwrap_or(""))),
+            std::cmp::Reverse(severity(f["severity"].as_str().unwrap_or(""))),
             f["name"].as_str().unwrap_or("").to_string(),
         )
     });
-    let threshold = format!("{:?}", a.fail_on).to_uppercase();
+    let threshold = a.fail_on.as_str();
     match a.format {
         Format::Json => println!(
             "{}",

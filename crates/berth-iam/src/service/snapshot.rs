@@ -120,6 +120,39 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The identity policies of a user or role session (none for other principals).
+    pub(super) fn identity_policies_of(&self, p: &Principal) -> Vec<NamedPolicy<'_>> {
+        let kind = match &p.kind {
+            PrincipalKind::User => StoredKind::User,
+            PrincipalKind::AssumedRole { .. } => StoredKind::Role,
+            _ => return Vec::new(),
+        };
+        self.identity_policies
+            .get(&(p.account.to_string(), kind, p.name.clone()))
+            .map(|v| {
+                v.iter()
+                    .map(|(name, document)| NamedPolicy { name, document })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Errors unless `role` exists in `account`.
+    pub(super) fn require_role(&self, account: &str, role: &str) -> Result<(), IamError> {
+        if self
+            .principals
+            .contains_key(&(account.to_string(), StoredKind::Role, role.to_string()))
+        {
+            Ok(())
+        } else {
+            Err(IamError::NotFound(format!(
+                "role '{role}' does not exist in account {account}"
+            )))
+        }
+    }
+}
+
 impl Iam {
     /// Starts the task that reloads the snapshot when another process changed the
     /// identity tables, and deletes expired temporary credentials.

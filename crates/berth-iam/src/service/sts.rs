@@ -151,15 +151,7 @@ impl Iam {
                 "the maximum session duration {max} s must be between 3600 and 43200 seconds"
             )));
         }
-        if !self.snapshot().principals.contains_key(&(
-            account.to_string(),
-            StoredKind::Role,
-            role.to_string(),
-        )) {
-            return Err(IamError::NotFound(format!(
-                "role '{role}' does not exist in account {account}"
-            )));
-        }
+        self.snapshot().require_role(account, role)?;
         let row = TrustRow {
             document: text.to_string(),
             max_session_duration: max,
@@ -262,27 +254,7 @@ impl Iam {
             (false, _) => (false, format!("role {role_arn} does not exist"), 0),
             (true, None) => (false, format!("role {role_arn} has no trust policy"), 0),
             (true, Some((doc, max))) => {
-                let identity_key = match &principal.kind {
-                    PrincipalKind::User => Some((
-                        principal.account.to_string(),
-                        StoredKind::User,
-                        principal.name.clone(),
-                    )),
-                    PrincipalKind::AssumedRole { .. } => Some((
-                        principal.account.to_string(),
-                        StoredKind::Role,
-                        principal.name.clone(),
-                    )),
-                    _ => None,
-                };
-                let identity: Vec<NamedPolicy<'_>> = identity_key
-                    .and_then(|k| snap.identity_policies.get(&k))
-                    .map(|v| {
-                        v.iter()
-                            .map(|(name, document)| NamedPolicy { name, document })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let identity = snap.identity_policies_of(principal);
                 let mut ctx = RequestContext::new(principal, action, &role_arn);
                 if let Some(ip) = source_ip {
                     ctx = ctx.with_source_ip(ip);
