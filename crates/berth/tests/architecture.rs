@@ -154,6 +154,7 @@ fn crate_dependencies_point_downward() {
             "berth-oci-api",
             "berth-ecr-api",
             "berth-events-api",
+            "berth-sts-api",
             "berth-http",
             TEST_SUPPORT,
         ]
