@@ -93,7 +93,8 @@ impl StsError {
             | "IDPRejectedClaim"
             | "InvalidClientTokenId"
             | "SignatureDoesNotMatch"
-            | "IncompleteSignature" => 403,
+            | "IncompleteSignature"
+            | "MissingAuthenticationToken" => 403,
             _ => 400,
         }
     }
