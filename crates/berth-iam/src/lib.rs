@@ -2,7 +2,8 @@
 //!
 //! Owns who a caller is and what they may do: accounts, principals (users, roles,
 //! assumed-role sessions, service principals, anonymous), access keys and their
-//! encryption at rest (`secret`), ECR-style authorization tokens (`token`), SigV4
+//! encryption at rest (`secret`), ECR-style authorization tokens (`token`), OIDC federation (`federation`) and STS role
+//! sessions (`service::sts`), SigV4
 //! verification (`sigv4`), presigned blob URLs (`presign`), IAM JSON policy documents and
 //! their evaluation (`policy`), and the service that puts them together with the identity
 //! tables of `berth-meta` and the audit trail (`service`, `audit`). Knows nothing about
@@ -12,6 +13,7 @@
 
 pub mod action;
 pub mod audit;
+pub mod federation;
 pub mod policy;
 pub mod presign;
 pub mod principal;
@@ -22,4 +24,6 @@ pub mod token;
 
 pub use action::{Action, EcrAction, EcrPermission, EventsAction};
 pub use principal::{AccountId, Principal, PrincipalKind};
-pub use service::{AuthError, AuthorizationToken, Caller, Denied, Iam, IamConfig, IamError};
+pub use service::{
+    AssumedRole, AuthError, AuthorizationToken, Caller, Denied, Iam, IamConfig, IamError, StsError,
+};

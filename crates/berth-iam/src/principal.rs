@@ -50,6 +50,14 @@ pub enum PrincipalKind {
     Service,
     /// An unauthenticated caller. Matches only `"Principal": "*"` (or `{"AWS": "*"}`).
     Anonymous,
+    /// The bearer of a verified OIDC token asking to assume a role
+    /// (`sts:AssumeRoleWithWebIdentity`; IAM User Guide, "Creating a role for web identity
+    /// or OpenID Connect federation"). `Principal::name` holds the identity provider's ARN
+    /// (`arn:aws:iam::<account>:oidc-provider/<issuer without https://>`), matched by trust
+    /// policies with `"Principal": {"Federated": "<that ARN>"}`; `Principal::user_id` holds the
+    /// token's `sub`. Such a principal only ever appears while a trust policy is evaluated:
+    /// it makes no other request.
+    WebIdentity,
 }
 
 /// An authenticated (or anonymous) caller.
@@ -81,6 +89,7 @@ impl Principal {
             ),
             PrincipalKind::Service => self.name.clone(),
             PrincipalKind::Anonymous => "anonymous".to_string(),
+            PrincipalKind::WebIdentity => format!("{}:sub/{}", self.name, self.user_id),
         }
     }
 
@@ -100,13 +109,14 @@ impl Principal {
     }
 
     /// The value of `aws:PrincipalType`: `User`, `AssumedRole`, `Anonymous`, or
-    /// `AWSService`... as the IAM condition-key reference lists them.
+    /// `WebIdentityUser`, `AWSService`... as the IAM condition-key reference lists them.
     pub fn principal_type(&self) -> &'static str {
         match self.kind {
             PrincipalKind::User => "User",
             PrincipalKind::AssumedRole { .. } => "AssumedRole",
             PrincipalKind::Service => "Service",
             PrincipalKind::Anonymous => "Anonymous",
+            PrincipalKind::WebIdentity => "WebIdentityUser",
         }
     }
 }

@@ -545,6 +545,37 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub iam: IamDeclarations,
+
+    /// OIDC identity providers trusted for `sts:AssumeRoleWithWebIdentity`
+    /// (`[[federation.oidc_providers]]` in the config file; no flag).
+    #[arg(skip)]
+    #[serde(default)]
+    pub federation: FederationDeclarations,
+}
+
+/// The config file's `[federation]` table (issue 13: CI without static keys).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationDeclarations {
+    /// `[[federation.oidc_providers]]`: the OIDC issuers whose tokens roles may trust.
+    #[serde(default)]
+    pub oidc_providers: Vec<DeclaredOidcProvider>,
+}
+
+/// One trusted OIDC issuer (IAM's "OIDC identity provider").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredOidcProvider {
+    /// The issuer URL exactly as its tokens carry it in `iss`, e.g.
+    /// `https://token.actions.githubusercontent.com`. Trust policies name the provider as
+    /// `arn:aws:iam::<account>:oidc-provider/<issuer without https://>`.
+    pub issuer: String,
+    /// The accepted audiences (`aud`, IAM's client IDs), e.g. `["sts.amazonaws.com"]`.
+    pub audiences: Vec<String>,
+    /// The URL of the issuer's JSON Web Key Set (`jwks_uri` of its discovery document).
+    pub jwks_url: Option<String>,
+    /// A file holding the key set instead (air-gapped deployments, tests).
+    pub jwks_file: Option<PathBuf>,
 }
 
 /// The config file's `[replication]` table.
@@ -606,6 +637,12 @@ pub struct DeclaredPrincipal {
     /// Principal tags (`aws:PrincipalTag/<key>`).
     #[serde(default)]
     pub tags: std::collections::BTreeMap<String, String>,
+    /// Roles only: the trust policy (`AssumeRolePolicyDocument` JSON text) naming who may
+    /// assume the role (`sts:AssumeRole`, `sts:AssumeRoleWithWebIdentity`).
+    pub trust_policy: Option<String>,
+    /// Roles only: the longest session, 3600–43200 seconds (IAM's `MaxSessionDuration`;
+    /// default 3600).
+    pub max_session_duration: Option<u64>,
 }
 
 impl Settings {
@@ -699,6 +736,18 @@ impl Settings {
             "event_delivery_concurrency must be at least 1"
         );
         anyhow::ensure!(self.job_lease_secs > 0, "job_lease_secs must be at least 1");
+        for p in &self.federation.oidc_providers {
+            anyhow::ensure!(
+                p.jwks_url.is_some() != p.jwks_file.is_some(),
+                "[[federation.oidc_providers]] {}: set exactly one of jwks_url and jwks_file",
+                p.issuer
+            );
+            anyhow::ensure!(
+                !p.audiences.is_empty(),
+                "[[federation.oidc_providers]] {}: audiences must name at least one audience",
+                p.issuer
+            );
+        }
         anyhow::ensure!(self.gc_period_secs > 0, "gc_period_secs must be at least 1");
         anyhow::ensure!(
             self.lifecycle_interval_secs > 0,

@@ -5,6 +5,7 @@
 use crate::config::{IamDeclarations, Settings};
 use anyhow::Context;
 use berth_iam::audit::AuditSink;
+use berth_iam::federation::{Federation, JwksSource, OidcProvider};
 use berth_iam::secret::Keys;
 use berth_iam::service::StoredKind;
 use berth_iam::{Iam, IamConfig, IamError};
@@ -136,6 +137,7 @@ pub async fn open(s: &Settings, meta: Arc<dyn Metadata>, serving: bool) -> anyho
             token_lifetime: s.token_lifetime(),
             // `berth admin` follows the data directory's region; the server must match it.
             adopt_stored_region: !serving,
+            federation: federation(s),
             ..IamConfig::default()
         },
         audit,
@@ -194,6 +196,21 @@ async fn apply(iam: &Iam, d: &IamDeclarations) -> anyhow::Result<()> {
                     .await,
             )
             .with_context(|| format!("{} {}", kind.as_str(), p.name))?;
+            if let Some(trust) = &p.trust_policy {
+                anyhow::ensure!(
+                    kind == StoredKind::Role,
+                    "{} {}: only roles have a trust_policy",
+                    kind.as_str(),
+                    p.name
+                );
+                let have = iam.get_role_trust_policy(account, &p.name).await?;
+                let max = p.max_session_duration.unwrap_or(3600);
+                if have.as_ref() != Some(&(trust.clone(), max)) {
+                    iam.put_role_trust_policy(account, &p.name, trust, Some(max))
+                        .await
+                        .with_context(|| format!("trust policy of role {}", p.name))?;
+                }
+            }
             for (policy_name, text) in &p.policies {
                 iam.put_identity_policy(account, kind, &p.name, policy_name, text)
                     .await
@@ -218,4 +235,59 @@ async fn apply(iam: &Iam, d: &IamDeclarations) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A key set read from a file (`jwks_file`), read again whenever asked (the cache is the
+/// caller's), so replacing the file rotates keys.
+struct FileJwks(std::path::PathBuf);
+
+impl JwksSource for FileJwks {
+    fn fetch(&self) -> Result<String, String> {
+        std::fs::read_to_string(&self.0).map_err(|e| format!("reading {}: {e}", self.0.display()))
+    }
+    fn describe(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+/// A key set fetched with an HTTP GET (`jwks_url`; https with the webpki roots), 10 s
+/// timeout, at most 1 MiB.
+struct UrlJwks(String);
+
+impl JwksSource for UrlJwks {
+    fn fetch(&self) -> Result<String, String> {
+        use std::io::Read as _;
+        let resp = ureq::get(&self.0)
+            .timeout(std::time::Duration::from_secs(10))
+            .call()
+            .map_err(|e| format!("GET {}: {e}", self.0))?;
+        let mut text = String::new();
+        resp.into_reader()
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("reading {}: {e}", self.0))?;
+        Ok(text)
+    }
+    fn describe(&self) -> String {
+        self.0.clone()
+    }
+}
+
+/// The trusted OIDC providers of the config file's `[[federation.oidc_providers]]`.
+fn federation(s: &Settings) -> Federation {
+    Federation::new(
+        s.federation
+            .oidc_providers
+            .iter()
+            .map(|p| OidcProvider {
+                issuer: p.issuer.clone(),
+                audiences: p.audiences.clone(),
+                jwks: match (&p.jwks_file, &p.jwks_url) {
+                    (Some(f), _) => Arc::new(FileJwks(f.clone())) as Arc<dyn JwksSource>,
+                    (None, Some(u)) => Arc::new(UrlJwks(u.clone())),
+                    (None, None) => unreachable!("validated: one of jwks_url and jwks_file"),
+                },
+            })
+            .collect(),
+    )
 }

@@ -3,9 +3,11 @@
 //! ECR API operation GetAuthorizationToken signed with SigV4.
 //!
 //! Credentials come from where the AWS CLI finds them: `AWS_ACCESS_KEY_ID` /
-//! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, else the shared credentials file
-//! (`AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`) and profile
-//! (`--profile`, `AWS_PROFILE`, default `default`).
+//! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, else a web identity
+//! (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, exchanged with STS
+//! AssumeRoleWithWebIdentity at `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL` or the registry
+//! itself), else the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, default
+//! `~/.aws/credentials`) and profile (`--profile`, `AWS_PROFILE`, default `default`).
 
 use anyhow::Context;
 use base64::Engine;
@@ -13,9 +15,11 @@ use clap::Args;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
-/// `berth login`.
-#[derive(Debug, Args)]
-pub struct LoginArgs {
+/// The registry and the credentials every client subcommand (`berth login`, `berth
+/// replication wait`, `berth scan gate`, `berth image digest`) calls the ECR API with;
+/// flattened into each one's arguments.
+#[derive(Debug, Clone, Args)]
+pub struct EcrClientArgs {
     /// The registry's address. [default: http://127.0.0.1:5000]
     #[arg(long, env = "BERTH_REGISTRY", value_name = "URL")]
     pub registry: Option<String>,
@@ -27,10 +31,60 @@ pub struct LoginArgs {
     pub region: Option<String>,
 }
 
+/// An image named by tag or digest in one repository: the ECR API's `imageId`.
+#[derive(Debug, Clone, Args)]
+pub struct ImageSelector {
+    /// The repository.
+    #[arg(long)]
+    pub repository: String,
+    /// The image's tag.
+    #[arg(
+        long,
+        conflicts_with = "image_digest",
+        required_unless_present = "image_digest"
+    )]
+    pub image_tag: Option<String>,
+    /// The image's digest.
+    #[arg(long)]
+    pub image_digest: Option<String>,
+}
+
+impl ImageSelector {
+    /// The `imageId` member: `{"imageTag": …}` or `{"imageDigest": …}`.
+    pub fn image_id(&self) -> serde_json::Value {
+        let mut id = serde_json::Map::new();
+        if let Some(t) = &self.image_tag {
+            id.insert("imageTag".into(), t.clone().into());
+        }
+        if let Some(d) = &self.image_digest {
+            id.insert("imageDigest".into(), d.clone().into());
+        }
+        id.into()
+    }
+
+    /// `<repository>:<tag>` or `<repository>@<digest>`, for messages.
+    pub fn display(&self) -> String {
+        match (&self.image_tag, &self.image_digest) {
+            (Some(t), _) => format!("{}:{t}", self.repository),
+            (_, Some(d)) => format!("{}@{d}", self.repository),
+            _ => self.repository.clone(),
+        }
+    }
+}
+
+/// `berth login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Where and as whom.
+    #[command(flatten)]
+    pub client: EcrClientArgs,
+}
+
 /// Where credentials come from, for the error that finds none (issue 17).
 const WHERE_CREDENTIALS: &str = "berth login signs with AWS-style credentials, found where the \
 AWS CLI finds them: the environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus \
-AWS_SESSION_TOKEN for temporary credentials), else the shared credentials file \
+AWS_SESSION_TOKEN for temporary credentials), else a web identity (AWS_WEB_IDENTITY_TOKEN_FILE \
+and AWS_ROLE_ARN), else the shared credentials file \
 AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials), profile --profile / AWS_PROFILE \
 (default `default`). The registry's administrator key is written at first start to \
 <data-dir>/admin-credentials: `AWS_SHARED_CREDENTIALS_FILE=<data-dir>/admin-credentials berth \
@@ -42,7 +96,7 @@ struct Creds {
     token: Option<Zeroizing<String>>,
 }
 
-fn credentials(profile: &str) -> anyhow::Result<Creds> {
+fn credentials(profile: &str, registry_url: &str) -> anyhow::Result<Creds> {
     if let (Ok(id), Ok(secret)) = (
         std::env::var("AWS_ACCESS_KEY_ID"),
         std::env::var("AWS_SECRET_ACCESS_KEY"),
@@ -52,6 +106,12 @@ fn credentials(profile: &str) -> anyhow::Result<Creds> {
             secret: Zeroizing::new(secret),
             token: std::env::var("AWS_SESSION_TOKEN").ok().map(Zeroizing::new),
         });
+    }
+    if let (Some(token_file), Ok(role)) = (
+        std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        std::env::var("AWS_ROLE_ARN"),
+    ) {
+        return web_identity(&PathBuf::from(token_file), &role, registry_url);
     }
     let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
@@ -81,6 +141,70 @@ fn credentials(profile: &str) -> anyhow::Result<Creds> {
         token: sec
             .get("aws_session_token")
             .map(|t| Zeroizing::new(t.to_string())),
+    })
+}
+
+/// The text between `<tag>` and `</tag>` in STS's XML answer, unescaped. STS's answers
+/// are a fixed shape with unique element names, so finding the element is reading it.
+fn xml_member(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    quick_xml::escape::unescape(&xml[start..end])
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Exchanges the web identity token in `token_file` for a session of `role` with STS's
+/// AssumeRoleWithWebIdentity (unsigned, as the AWS CLI's provider does) at
+/// `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else the registry (Berth serves STS on
+/// its listener). The session name is `AWS_ROLE_SESSION_NAME` or `berth-<epoch seconds>`.
+fn web_identity(
+    token_file: &std::path::Path,
+    role: &str,
+    registry_url: &str,
+) -> anyhow::Result<Creds> {
+    let token = Zeroizing::new(std::fs::read_to_string(token_file).with_context(|| {
+        format!(
+            "reading AWS_WEB_IDENTITY_TOKEN_FILE {}",
+            token_file.display()
+        )
+    })?);
+    let sts = std::env::var("AWS_ENDPOINT_URL_STS")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .map(|u| format!("{}/", u.trim_end_matches('/')))
+        .unwrap_or_else(|_| registry_url.to_string());
+    let session = std::env::var("AWS_ROLE_SESSION_NAME").unwrap_or_else(|_| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        format!("berth-{now}")
+    });
+    let form = [
+        ("Action", "AssumeRoleWithWebIdentity"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", role),
+        ("RoleSessionName", session.as_str()),
+        ("WebIdentityToken", token.trim()),
+    ];
+    let xml = match ureq::post(&sts).send_form(&form) {
+        Ok(r) => r.into_string().context("reading STS's answer")?,
+        Err(ureq::Error::Status(code, r)) => {
+            let xml = r.into_string().unwrap_or_default();
+            anyhow::bail!(
+                "{sts} refused AssumeRoleWithWebIdentity for {role} ({code} {}): {}",
+                xml_member(&xml, "Code").unwrap_or_else(|| "error".into()),
+                xml_member(&xml, "Message").unwrap_or_else(|| "no message".into())
+            );
+        }
+        Err(e) => return Err(e).with_context(|| format!("calling STS at {sts}")),
+    };
+    let get =
+        |tag: &str| xml_member(&xml, tag).with_context(|| format!("STS's answer has no {tag}"));
+    Ok(Creds {
+        id: get("AccessKeyId")?,
+        secret: Zeroizing::new(get("SecretAccessKey")?),
+        token: Some(Zeroizing::new(get("SessionToken")?)),
     })
 }
 
@@ -120,7 +244,7 @@ pub(crate) fn call_ecr(
     operation: &str,
     body: &[u8],
 ) -> anyhow::Result<serde_json::Value> {
-    let creds = credentials(profile.unwrap_or("default"))?;
+    let creds = credentials(profile.unwrap_or("default"), url)?;
     let target = format!("AmazonEC2ContainerRegistry_V20150921.{operation}");
     let base = [
         ("content-type", "application/x-amz-json-1.1"),
@@ -161,18 +285,12 @@ pub(crate) fn call_ecr(
     resp.into_json().context("reading the answer")
 }
 
-/// Runs `berth login`: prints the password on stdout.
-pub fn run(args: LoginArgs) -> anyhow::Result<()> {
-    let url = registry_url(args.registry, "aws ecr get-login-password")?;
-    let region = signing_region(args.region);
-    let v = call_ecr(
-        &url,
-        &region,
-        args.profile.as_deref(),
-        "GetAuthorizationToken",
-        b"{}",
-    )?;
-    let token = v["authorizationData"][0]["authorizationToken"]
+/// `(user, password)` of a GetAuthorizationToken answer's first `authorizationToken`
+/// (base64 of `AWS:<password>`, ECR_REFERENCE §4.1).
+pub(crate) fn token_credentials(
+    answer: &serde_json::Value,
+) -> anyhow::Result<(String, Zeroizing<String>)> {
+    let token = answer["authorizationData"][0]["authorizationToken"]
         .as_str()
         .context("the answer has no authorizationData[0].authorizationToken")?;
     let decoded = Zeroizing::new(
@@ -181,9 +299,32 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
             .context("authorizationToken is not base64")?,
     );
     let decoded = std::str::from_utf8(&decoded).context("authorizationToken is not UTF-8")?;
-    let (_, password) = decoded
+    let (user, password) = decoded
         .split_once(':')
         .context("authorizationToken is not user:password")?;
-    println!("{password}");
+    Ok((user.to_string(), Zeroizing::new(password.to_string())))
+}
+
+/// Calls GetAuthorizationToken at `url` with the credentials `client` names.
+pub(crate) fn authorization_token(
+    url: &str,
+    client: &EcrClientArgs,
+) -> anyhow::Result<(String, Zeroizing<String>)> {
+    let region = signing_region(client.region.clone());
+    let v = call_ecr(
+        url,
+        &region,
+        client.profile.as_deref(),
+        "GetAuthorizationToken",
+        b"{}",
+    )?;
+    token_credentials(&v)
+}
+
+/// Runs `berth login`: prints the password on stdout.
+pub fn run(args: LoginArgs) -> anyhow::Result<()> {
+    let url = registry_url(args.client.registry.clone(), "aws ecr get-login-password")?;
+    let (_, password) = authorization_token(&url, &args.client)?;
+    println!("{}", password.as_str());
     Ok(())
 }

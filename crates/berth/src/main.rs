@@ -1,6 +1,8 @@
 //! `berth`: the registry binary. `berth serve` runs the registry; see `berth --help`.
 
-use berth::{admin, config, login, replication_wait, serve};
+use berth::{
+    admin, config, credential_helper, image_digest, login, replication_wait, scan_gate, serve,
+};
 
 use clap::{CommandFactory, FromArgMatches, Subcommand};
 
@@ -25,6 +27,18 @@ enum Command {
     /// Replication helpers for pipelines: `berth replication wait` blocks until an image
     /// is COMPLETE in every replication destination.
     Replication(replication_wait::ReplicationArgs),
+    /// Image helpers for pipelines: `berth image digest REF` prints the digest a tag
+    /// names now, for deploying by digest.
+    Image(image_digest::ImageArgs),
+    /// Security gates for pipelines: `berth scan gate` waits for an image's scan and
+    /// fails when it has findings at or above a severity.
+    Scan(scan_gate::ScanArgs),
+    /// The docker credential-helper protocol (get, store, erase, list on stdin/stdout),
+    /// as `docker-credential-berth`: a fresh short-lived token per docker command.
+    CredentialHelper {
+        /// get, store, erase or list.
+        action: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,5 +75,10 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         }
         Command::Login(args) => login::run(args),
         Command::Replication(args) => replication_wait::run(args),
+        Command::Scan(args) => scan_gate::run(args),
+        Command::Image(args) => image_digest::run(args),
+        Command::CredentialHelper { action } => {
+            std::process::exit(credential_helper::main(Some(&action)))
+        }
     }
 }

@@ -27,19 +27,9 @@ enum ReplicationCommand {
 /// `berth replication wait`.
 #[derive(Debug, Args)]
 pub struct WaitArgs {
-    /// The repository.
-    #[arg(long)]
-    repository: String,
-    /// The image's tag.
-    #[arg(
-        long,
-        conflicts_with = "image_digest",
-        required_unless_present = "image_digest"
-    )]
-    image_tag: Option<String>,
-    /// The image's digest.
-    #[arg(long)]
-    image_digest: Option<String>,
+    /// The image.
+    #[command(flatten)]
+    image: crate::login::ImageSelector,
     /// A destination to wait for, `REGION` or `REGION:ACCOUNT` (repeatable). [default:
     /// every destination the image was sent to]
     #[arg(long = "destination", value_name = "REGION[:ACCOUNT]")]
@@ -47,19 +37,13 @@ pub struct WaitArgs {
     /// How long to wait: `90s`, `10m`, `1h` or seconds.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     timeout: Duration,
-    /// The source registry's address. [default: http://127.0.0.1:5000]
-    #[arg(long, env = "BERTH_REGISTRY", value_name = "URL")]
-    registry: Option<String>,
-    /// Profile in the shared credentials file.
-    #[arg(long, env = "AWS_PROFILE")]
-    profile: Option<String>,
-    /// Region to sign for (the source registry's). [default: us-east-1]
-    #[arg(long, env = "AWS_REGION")]
-    region: Option<String>,
+    /// The source registry and the credentials.
+    #[command(flatten)]
+    client: crate::login::EcrClientArgs,
 }
 
 /// `90s`, `10m`, `1h`, or a number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (n, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => s.split_at(i),
         None => (s, "s"),
@@ -84,16 +68,14 @@ pub fn run(args: ReplicationArgs) -> anyhow::Result<()> {
 }
 
 fn wait(a: WaitArgs) -> anyhow::Result<()> {
-    let url = crate::login::registry_url(a.registry, "aws ecr describe-image-replication-status")?;
-    let region = crate::login::signing_region(a.region);
-    let mut image_id = serde_json::Map::new();
-    if let Some(t) = &a.image_tag {
-        image_id.insert("imageTag".into(), t.clone().into());
-    }
-    if let Some(d) = &a.image_digest {
-        image_id.insert("imageDigest".into(), d.clone().into());
-    }
-    let body = serde_json::json!({"repositoryName": a.repository, "imageId": image_id}).to_string();
+    let url = crate::login::registry_url(
+        a.client.registry.clone(),
+        "aws ecr describe-image-replication-status",
+    )?;
+    let region = crate::login::signing_region(a.client.region.clone());
+    let body =
+        serde_json::json!({"repositoryName": a.image.repository, "imageId": a.image.image_id()})
+            .to_string();
     let wanted: Vec<(String, Option<String>)> = a
         .destinations
         .iter()
@@ -102,21 +84,13 @@ fn wait(a: WaitArgs) -> anyhow::Result<()> {
             None => (d.clone(), None),
         })
         .collect();
-    let image = format!(
-        "{}{}",
-        a.repository,
-        a.image_tag
-            .as_ref()
-            .map(|t| format!(":{t}"))
-            .or(a.image_digest.as_ref().map(|d| format!("@{d}")))
-            .unwrap_or_default()
-    );
+    let image = a.image.display();
     let start = Instant::now();
     loop {
         let v = crate::login::call_ecr(
             &url,
             &region,
-            a.profile.as_deref(),
+            a.client.profile.as_deref(),
             "DescribeImageReplicationStatus",
             body.as_bytes(),
         )?;

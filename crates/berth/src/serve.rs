@@ -109,7 +109,8 @@ async fn metrics_endpoint(State(ops): State<Ops>) -> String {
 /// The whole HTTP app that `berth serve` serves: the OCI Distribution API on `/v2/`
 /// (`berth_oci_api::router`), the ECR API on `POST /` with `X-Amz-Target`
 /// (`berth_ecr_api::router`), the EventBridge API on `POST /` with
-/// `X-Amz-Target: AWSEvents.*` (`berth_events_api::router`), and the operations endpoints `/healthz`, `/readyz` and
+/// `X-Amz-Target: AWSEvents.*` (`berth_events_api::router`), the STS API on `POST /` with a
+/// form-encoded body (`berth_sts_api::router`), and the operations endpoints `/healthz`, `/readyz` and
 /// `/metrics` (rendered from `metrics`), with the request-metrics, tracing and
 /// catch-panic layers. It holds no socket: tests drive it in process with
 /// `tower::ServiceExt::oneshot` (see `berth-test-support`), so they exercise exactly the
@@ -129,10 +130,12 @@ pub fn app_with(registry: Registry, iam: Iam, metrics: PrometheusHandle, ecr: Ec
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_endpoint))
         .with_state(ops);
-    // `POST /` is shared by the awsJson APIs: `X-Amz-Target: AWSEvents.*` is the
-    // EventBridge API, anything else the ECR API (which answers unknown targets).
+    // `POST /` is shared by the AWS APIs: `X-Amz-Target: AWSEvents.*` is the EventBridge
+    // API, a form-encoded body without a target the STS API (awsQuery), anything else the
+    // ECR API (which answers unknown targets).
     let events_api = berth_events_api::router(&registry, iam.clone());
     let ecr_api = berth_ecr_api::router_with(registry.clone(), iam.clone(), ecr);
+    let sts_api = berth_sts_api::router(iam.clone());
     let aws = Router::new().route(
         "/",
         axum::routing::any(move |req: axum::extract::Request| {
@@ -142,6 +145,8 @@ pub fn app_with(registry: Registry, iam: Iam, metrics: PrometheusHandle, ecr: Ec
                 .and_then(|v| v.to_str().ok());
             let api = if berth_events_api::is_events_target(target) {
                 events_api.clone()
+            } else if berth_sts_api::is_sts_request(req.headers()) {
+                sts_api.clone()
             } else {
                 ecr_api.clone()
             };

@@ -56,6 +56,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "berth-events-api",
         &["berth-registry", "berth-iam", "berth-events", "berth-http"],
     ),
+    // The STS API (issue 13): identity only, no registry.
+    ("berth-sts-api", &["berth-iam", "berth-http"]),
     // Test fixtures may use everything, the binary's `serve::app` included.
     (
         "berth-test-support",
@@ -76,7 +78,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 /// The adapters' source directories: they must not name the stores' crates at all (not
 /// even through a re-export), so storage record types cannot leak into the wire code.
-const ADAPTERS: &[&str] = &["berth-oci-api", "berth-ecr-api", "berth-events-api"];
+const ADAPTERS: &[&str] = &[
+    "berth-oci-api",
+    "berth-ecr-api",
+    "berth-events-api",
+    "berth-sts-api",
+];
 
 /// The crate of shared test fixtures: a dev-dependency only.
 const TEST_SUPPORT: &str = "berth-test-support";
@@ -147,6 +154,7 @@ fn crate_dependencies_point_downward() {
             "berth-oci-api",
             "berth-ecr-api",
             "berth-events-api",
+            "berth-sts-api",
             "berth-http",
             TEST_SUPPORT,
         ]

@@ -12,7 +12,9 @@
 //! layer digest: `berth_scan_layer_reads_total` on `/metrics`). A never-scanned image is
 //! `ScanNotFoundException`. Then `berth admin vulndb import` of one more Debian record
 //! re-matches the stored inventories (continuous scanning) without reading a layer, and
-//! the findings show the new vulnerability.
+//! the findings show the new vulnerability. Finally `berth scan gate` fails on the HIGH
+//! findings (as many as ECR's `findingSeverityCounts` say), lists them, and passes when
+//! each is accepted with `--ignore`.
 //!
 //! OSV data: `../shared/vulndb` beside the checkout (or `$BERTH_SHARED_DIR`, else the
 //! subset committed in `crates/berth-scan/tests/data/osv`); the
@@ -483,6 +485,71 @@ fn aws_cli_scans_an_image_and_reads_its_findings() {
         layer_reads(&reg),
         reads_after_first,
         "re-matching read no layer"
+    );
+
+    // `berth scan gate` (issue 11 remediation, issue 13): findings at or above HIGH fail
+    // the gate, listed with package, installed and fixed versions; the count agrees with
+    // ECR's findingSeverityCounts as the AWS CLI reads them; accepting every one of them
+    // with --ignore passes it.
+    let (page, _) = findings(&reg, "scan/onpush");
+    let counts = &page["imageScanFindings"]["findingSeverityCounts"];
+    let severe = counts["HIGH"].as_u64().unwrap_or(0) + counts["CRITICAL"].as_u64().unwrap_or(0);
+    assert!(severe > 0, "the fixture has HIGH findings: {counts}");
+    let gate = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        aws_admin_env(&reg, &mut c);
+        c.args([
+            "scan",
+            "gate",
+            "--registry",
+            &reg.url(""),
+            "--repository",
+            "scan/onpush",
+            "--image-tag",
+            "v1",
+            "--timeout",
+            "60s",
+        ])
+        .args(extra);
+        run_unchecked(&mut c, LONG)
+    };
+    let o = gate(&["--fail-on", "HIGH"]);
+    assert!(!o.success(), "{}", o.describe());
+    assert!(
+        o.stderr.contains(&format!(
+            "{severe} finding(s) at or above HIGH in scan/onpush:v1"
+        )),
+        "{}",
+        o.describe()
+    );
+    let row = o
+        .stdout
+        .lines()
+        .find(|l| l.contains("CVE-2023-5678"))
+        .unwrap_or_else(|| panic!("the openssl finding is listed:\n{}", o.describe()));
+    for cell in ["HIGH", "openssl", "3.0.11-1~deb12u1", "3.0.11-1~deb12u2"] {
+        assert!(row.contains(cell), "{row}");
+    }
+    let o = gate(&["--fail-on", "high", "--format", "json"]);
+    let listed: Value =
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{}", o.describe()));
+    let names: Vec<String> = listed["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len() as u64, severe, "{listed}");
+    let mut accept = vec!["--fail-on", "HIGH"];
+    for n in &names {
+        accept.extend(["--ignore", n.as_str()]);
+    }
+    let o = gate(&accept);
+    assert!(o.success(), "every HIGH finding accepted: {}", o.describe());
+    assert!(
+        o.stderr.contains("no finding at or above HIGH"),
+        "{}",
+        o.describe()
     );
 
     // DescribeImages carries each scanned image's status and findings summary (botocore

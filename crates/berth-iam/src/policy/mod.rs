@@ -44,7 +44,8 @@
 //! # Not covered
 //!
 //! Permissions boundaries, SCPs/RCPs, session policies and the account root user: Berth has
-//! none of them. `Federated` principals are accepted by the grammar and never match.
+//! none of them. `Federated` principals match only the web-identity callers of a role's trust policy
+//! (`sts:AssumeRoleWithWebIdentity`, see `crate::federation`).
 
 mod condition;
 mod context;

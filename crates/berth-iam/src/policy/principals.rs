@@ -26,8 +26,12 @@ pub(crate) enum Entry {
     },
     /// `{"Service": "ecs-tasks.amazonaws.com"}`.
     Service(String),
-    /// `{"Federated": …}` and `arn:aws:sts::<acct>:federated-user/<name>`: accepted by the
-    /// grammar, never matched (Berth has no federation).
+    /// `{"Federated": "<identity provider ARN>"}`: matches a
+    /// [`PrincipalKind::WebIdentity`] caller whose token that trusted OIDC provider verified
+    /// (`sts:AssumeRoleWithWebIdentity` in a role's trust policy).
+    Federated(String),
+    /// `{"CanonicalUser": …}` and `arn:aws:sts::<acct>:federated-user/<name>`: accepted by
+    /// the grammar, never matched (Berth has neither).
     Unmatchable,
 }
 
@@ -110,6 +114,7 @@ fn entry_strength(e: &Entry, p: &Principal) -> Strength {
                 && *role == p.name
         }
         Entry::Service(name) => p.kind == PrincipalKind::Service && *name == p.name,
+        Entry::Federated(provider) => p.kind == PrincipalKind::WebIdentity && *provider == p.name,
         Entry::Unmatchable => false,
     };
     if hit {
@@ -127,6 +132,7 @@ enum Link<'p> {
     Role(&'p Principal),
     Session(&'p Principal),
     Service(&'p str),
+    Federated(&'p str),
     Anonymous,
 }
 
@@ -140,6 +146,7 @@ fn chain(p: &Principal) -> [Option<Link<'_>>; 3] {
         ],
         PrincipalKind::Service => [Some(Link::Service(&p.name)), None, None],
         PrincipalKind::Anonymous => [Some(Link::Anonymous), None, None],
+        PrincipalKind::WebIdentity => [Some(Link::Federated(&p.name)), None, None],
     }
 }
 
@@ -151,6 +158,7 @@ fn covers(e: &Entry, link: Link<'_>) -> bool {
         (Entry::Role { .. }, Link::Role(p)) => entry_strength(e, p) == Strength::Direct,
         (Entry::Session { .. }, Link::Session(p)) => entry_strength(e, p) == Strength::Direct,
         (Entry::Service(a), Link::Service(b)) => a == b,
+        (Entry::Federated(a), Link::Federated(b)) => a == b,
         _ => false,
     }
 }
@@ -182,7 +190,8 @@ pub(crate) fn parse(value: &Value, field: &str) -> Result<Vec<Entry>, String> {
                         "Service" => {
                             parse_service(s).map_err(|e| format!("{field}.Service: {e}"))?
                         }
-                        "Federated" | "CanonicalUser" => Entry::Unmatchable,
+                        "Federated" => Entry::Federated(s.to_string()),
+                        "CanonicalUser" => Entry::Unmatchable,
                         other => {
                             return Err(format!(
                                 "{field} has unknown principal type \"{other}\" \

@@ -388,6 +388,7 @@ impl Iam {
             .policies
             .into_iter()
             .filter(|p| p.account_id == account && p.kind == kind.as_str() && p.name == name)
+            .filter(|p| p.policy_name != TRUST_POLICY_NAME)
             .map(|p| (p.policy_name, p.document))
             .collect())
     }

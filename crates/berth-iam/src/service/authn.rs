@@ -400,7 +400,7 @@ impl Iam {
                 })?;
                 (StoredKind::Role, Some(id.clone()), k.expires_at)
             }
-            PrincipalKind::Anonymous => {
+            PrincipalKind::Anonymous | PrincipalKind::WebIdentity => {
                 return Err(IamError::Invalid(
                     "anonymous callers cannot get an authorization token".into(),
                 ))

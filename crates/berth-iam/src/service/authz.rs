@@ -90,21 +90,7 @@ impl Iam {
             });
         }
         let snap = self.snapshot();
-        let identity_key = match &p.kind {
-            PrincipalKind::User => Some((p.account.to_string(), StoredKind::User, p.name.clone())),
-            PrincipalKind::AssumedRole { .. } => {
-                Some((p.account.to_string(), StoredKind::Role, p.name.clone()))
-            }
-            _ => None,
-        };
-        let identity: Vec<NamedPolicy<'_>> = identity_key
-            .and_then(|k| snap.identity_policies.get(&k))
-            .map(|v| {
-                v.iter()
-                    .map(|(name, document)| NamedPolicy { name, document })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let identity = snap.identity_policies_of(p);
         let mut resource_policies: Vec<NamedPolicy<'_>> = Vec::with_capacity(2);
         // Repository and registry policies are ECR's resource policies: they govern
         // `ecr:*` actions only (EventBridge resources have none in Berth).

@@ -41,6 +41,9 @@ mod authn;
 mod authz;
 mod sessions;
 mod snapshot;
+mod sts;
+
+pub use sts::{AssumedRole, StsError, TRUST_POLICY_NAME};
 
 /// How often a server checks whether another process changed the identity tables.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -67,6 +70,8 @@ pub struct IamConfig {
     pub max_clock_skew: Duration,
     /// Use the region recorded in the database instead of `region` (for `berth admin`).
     pub adopt_stored_region: bool,
+    /// The trusted OIDC providers (`sts:AssumeRoleWithWebIdentity`); none by default.
+    pub federation: crate::federation::Federation,
 }
 
 impl Default for IamConfig {
@@ -79,6 +84,7 @@ impl Default for IamConfig {
             presign_lifetime: Duration::from_secs(3600),
             max_clock_skew: Duration::from_secs(15 * 60),
             adopt_stored_region: false,
+            federation: crate::federation::Federation::default(),
         }
     }
 }
@@ -312,6 +318,9 @@ struct Snapshot {
     principals: HashMap<PrincipalKey, StoredPrincipal>,
     keys: HashMap<String, StoredKey>,
     identity_policies: HashMap<PrincipalKey, Vec<(String, PolicyDocument)>>,
+    /// Roles' trust policies (stored under [`TRUST_POLICY_NAME`]) with their maximum
+    /// session duration in seconds.
+    trust_policies: HashMap<PrincipalKey, (PolicyDocument, u64)>,
     repository_policies: HashMap<String, (String, PolicyDocument)>,
     registry_policy: Option<(String, PolicyDocument)>,
     /// Access keys whose secret did not decrypt with the master key.

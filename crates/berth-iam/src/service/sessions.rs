@@ -27,15 +27,7 @@ impl Iam {
                 "role session name '{session_name}' must be 2-64 characters of letters, digits and _=,.@-"
             )));
         }
-        if !self.snapshot().principals.contains_key(&(
-            account.to_string(),
-            StoredKind::Role,
-            role.to_string(),
-        )) {
-            return Err(IamError::NotFound(format!(
-                "role '{role}' does not exist in account {account}"
-            )));
-        }
+        self.snapshot().require_role(account, role)?;
         let id = format!("ASIA{}", random_chars(16, ID_ALPHABET));
         let secret = Zeroizing::new(random_chars(40, SECRET_ALPHABET));
         let session_token = Zeroizing::new(random_chars(96, SECRET_ALPHABET));

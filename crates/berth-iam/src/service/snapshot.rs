@@ -77,10 +77,16 @@ impl Snapshot {
         }
         let mut identity_policies: HashMap<PrincipalKey, Vec<(String, PolicyDocument)>> =
             HashMap::new();
+        let mut trust_policies = HashMap::new();
         for p in data.policies {
             let Some(kind) = StoredKind::parse(&p.kind) else {
                 continue;
             };
+            if p.policy_name == TRUST_POLICY_NAME {
+                let (doc, max) = sts::parse_trust_row(&p.name, &p.document);
+                trust_policies.insert((p.account_id, kind, p.name), (doc, max));
+                continue;
+            }
             let doc = parse_stored(&p.policy_name, &p.document, PolicyKind::Identity);
             identity_policies
                 .entry((p.account_id, kind, p.name))
@@ -106,9 +112,43 @@ impl Snapshot {
             principals,
             keys: stored_keys,
             identity_policies,
+            trust_policies,
             repository_policies,
             registry_policy,
             unsealable,
+        }
+    }
+}
+
+impl Snapshot {
+    /// The identity policies of a user or role session (none for other principals).
+    pub(super) fn identity_policies_of(&self, p: &Principal) -> Vec<NamedPolicy<'_>> {
+        let kind = match &p.kind {
+            PrincipalKind::User => StoredKind::User,
+            PrincipalKind::AssumedRole { .. } => StoredKind::Role,
+            _ => return Vec::new(),
+        };
+        self.identity_policies
+            .get(&(p.account.to_string(), kind, p.name.clone()))
+            .map(|v| {
+                v.iter()
+                    .map(|(name, document)| NamedPolicy { name, document })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Errors unless `role` exists in `account`.
+    pub(super) fn require_role(&self, account: &str, role: &str) -> Result<(), IamError> {
+        if self
+            .principals
+            .contains_key(&(account.to_string(), StoredKind::Role, role.to_string()))
+        {
+            Ok(())
+        } else {
+            Err(IamError::NotFound(format!(
+                "role '{role}' does not exist in account {account}"
+            )))
         }
     }
 }
