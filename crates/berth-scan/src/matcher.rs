@@ -343,6 +343,8 @@ fn osv_ecosystem(
         Ecosystem::PyPI => ("PyPI", None, Scheme::Pep440),
         Ecosystem::Npm => ("npm", None, Scheme::Semver),
         Ecosystem::Go => ("Go", None, Scheme::Semver),
+        Ecosystem::CratesIo => ("crates.io", None, Scheme::Semver),
+        Ecosystem::Maven => ("Maven", None, Scheme::Maven),
     })
 }
 

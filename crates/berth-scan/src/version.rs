@@ -12,6 +12,19 @@
 //!   here from apk-tools' `version.c` rules: numbers separated by `.`, an optional
 //!   letter, suffixes (`_alpha` < `_beta` < `_pre` < `_rc` < release < `_cvs` < `_svn`
 //!   < `_git` < `_hg` < `_p`) with optional numbers, an optional `~hash`, and `-r<N>`.
+//! - Maven: our own [`MavenVersion`], Maven's `ComparableVersion` (maven-artifact,
+//!   the ordering Maven and OSV's `Maven` ecosystem use). The one crate found
+//!   (`mvn_version`) is a single 2021 release with no maintenance since, so the rules are
+//!   written here from `ComparableVersion`'s documentation and source: the version is
+//!   lower-cased and split into items at `.`, at `-` (which opens a sub-list) and at
+//!   every change between digits and letters (which also opens a sub-list); numbers
+//!   compare numerically; qualifiers order `alpha` < `beta` < `milestone` < `rc` =
+//!   `cr` < `snapshot` < release (`""`, `ga`, `final`, `release`) < `sp` < any other
+//!   qualifier (those alphabetically); `a1`, `b1`, `m1` are `alpha-1`, `beta-1`,
+//!   `milestone-1`; trailing zeros and release qualifiers of each list are dropped
+//!   (`1.0` = `1`, `1.0-ga` = `1`); a number sorts above a qualifier and above a
+//!   sub-list, a sub-list above a qualifier. (Maven 3.9's "combination" items, e.g.
+//!   `x1` after a dot, are not modelled: no OSV Maven range we have uses one.)
 //!
 //! OSV's `introduced: "0"` means "from the first version" in every ecosystem; it is
 //! [`Bound::Zero`] here rather than a parse of `0`.
@@ -30,6 +43,8 @@ pub enum Scheme {
     Pep440,
     /// SemVer 2.0.0 (npm, crates.io, Go after its `v`).
     Semver,
+    /// Maven's `ComparableVersion`.
+    Maven,
 }
 
 /// A version parsed under one [`Scheme`]; two versions compare only under the same one.
@@ -43,6 +58,8 @@ pub enum Version {
     Pep440(pep440_rs::Version),
     /// A semantic version.
     Semver(semver::Version),
+    /// A Maven version.
+    Maven(MavenVersion),
 }
 
 impl Version {
@@ -57,6 +74,7 @@ impl Version {
             Scheme::Apk => ApkVersion::parse(text).map(Version::Apk),
             Scheme::Pep440 => pep440_rs::Version::from_str(text).ok().map(Version::Pep440),
             Scheme::Semver => parse_semver_lenient(text).map(Version::Semver),
+            Scheme::Maven => Some(Version::Maven(MavenVersion::parse(text))),
         }
     }
 
@@ -67,6 +85,7 @@ impl Version {
             (Version::Apk(a), Version::Apk(b)) => Some(a.cmp(b)),
             (Version::Pep440(a), Version::Pep440(b)) => Some(a.cmp(b)),
             (Version::Semver(a), Version::Semver(b)) => Some(a.cmp(b)),
+            (Version::Maven(a), Version::Maven(b)) => Some(a.cmp(b)),
             _ => None,
         }
     }
@@ -256,6 +275,191 @@ impl PartialOrd for ApkVersion {
         Some(self.cmp(other))
     }
 }
+
+/// A Maven version, ordered by Maven's `ComparableVersion` rules (see the module doc).
+#[derive(Clone, Debug)]
+pub struct MavenVersion {
+    items: Vec<MavenItem>,
+}
+
+#[derive(Clone, Debug)]
+enum MavenItem {
+    /// A number, its decimal digits without leading zeros (`""` is 0): any length.
+    Int(String),
+    /// A qualifier, aliases resolved (`ga` → `""`, `cr` → `rc`, `a1` → `alpha`).
+    Str(String),
+    /// A sub-list (opened by `-` or a digit/letter change).
+    List(Vec<MavenItem>),
+}
+
+/// Maven's known qualifiers in order; `""` is the release.
+const MAVEN_QUALIFIERS: [&str; 7] = ["alpha", "beta", "milestone", "rc", "snapshot", "", "sp"];
+
+/// A qualifier's rank: its index among the known ones, else after all of them and
+/// ordered by its text (Maven compares `"7-" + qualifier` as a string).
+fn maven_qualifier_rank(q: &str) -> (usize, &str) {
+    match MAVEN_QUALIFIERS.iter().position(|k| *k == q) {
+        Some(i) => (i, ""),
+        None => (MAVEN_QUALIFIERS.len(), q),
+    }
+}
+
+const MAVEN_RELEASE: usize = 5;
+
+impl MavenItem {
+    fn int(digits: &str) -> MavenItem {
+        MavenItem::Int(digits.trim_start_matches('0').to_owned())
+    }
+
+    fn string(value: &str, followed_by_digit: bool) -> MavenItem {
+        let value = match value {
+            "a" if followed_by_digit => "alpha",
+            "b" if followed_by_digit => "beta",
+            "m" if followed_by_digit => "milestone",
+            "ga" | "final" | "release" => "",
+            "cr" => "rc",
+            v => v,
+        };
+        MavenItem::Str(value.to_owned())
+    }
+
+    fn is_null(&self) -> bool {
+        match self {
+            MavenItem::Int(d) => d.is_empty(),
+            MavenItem::Str(s) => s.is_empty(),
+            MavenItem::List(l) => l.is_empty(),
+        }
+    }
+
+    /// `ComparableVersion`'s `Item.compareTo`; `None` stands for a missing item.
+    fn cmp_to(&self, other: Option<&MavenItem>) -> Ordering {
+        use MavenItem::*;
+        match (self, other) {
+            (Int(d), None) => (!d.is_empty()).cmp(&false),
+            (Int(a), Some(Int(b))) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+            (Int(_), Some(_)) => Ordering::Greater,
+            (Str(s), None) => maven_qualifier_rank(s).cmp(&(MAVEN_RELEASE, "")),
+            (Str(_), Some(Int(_))) | (Str(_), Some(List(_))) => Ordering::Less,
+            (Str(a), Some(Str(b))) => maven_qualifier_rank(a).cmp(&maven_qualifier_rank(b)),
+            (List(l), None) => l.first().map_or(Ordering::Equal, |f| f.cmp_to(None)),
+            (List(_), Some(Int(_))) => Ordering::Less,
+            (List(_), Some(Str(_))) => Ordering::Greater,
+            (List(a), Some(List(b))) => cmp_maven_lists(a, b),
+        }
+    }
+}
+
+fn cmp_maven_lists(a: &[MavenItem], b: &[MavenItem]) -> Ordering {
+    for i in 0..a.len().max(b.len()) {
+        let order = match (a.get(i), b.get(i)) {
+            (None, None) => Ordering::Equal,
+            (None, Some(r)) => r.cmp_to(None).reverse(),
+            (Some(l), r) => l.cmp_to(r),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    Ordering::Equal
+}
+
+/// Drops a list's trailing null items (zeros, release qualifiers, empty lists), stopping
+/// at the first other item that is not a list (`ListItem.normalize`).
+fn normalize_maven_list(list: &mut Vec<MavenItem>) {
+    let mut i = list.len();
+    while i > 0 {
+        i -= 1;
+        if list[i].is_null() {
+            list.remove(i);
+        } else if !matches!(list[i], MavenItem::List(_)) {
+            break;
+        }
+    }
+}
+
+impl MavenVersion {
+    /// Parses any text (every string is a Maven version).
+    pub fn parse(text: &str) -> MavenVersion {
+        let version = text.to_lowercase();
+        // The lists opened so far, outermost first; each new one is the last item of
+        // the one before it, and items are only ever added to the innermost.
+        let mut stack: Vec<Vec<MavenItem>> = vec![Vec::new()];
+        let mut is_digit = false;
+        let mut start = 0;
+        let item = |digit: bool, s: &str| {
+            if digit {
+                MavenItem::int(s)
+            } else {
+                MavenItem::string(s, false)
+            }
+        };
+        for (i, c) in version.char_indices() {
+            let top = stack.len() - 1;
+            if c == '.' || c == '-' {
+                let it = if i == start {
+                    MavenItem::Int(String::new())
+                } else {
+                    item(is_digit, &version[start..i])
+                };
+                stack[top].push(it);
+                start = i + 1;
+                if c == '-' {
+                    stack.push(Vec::new());
+                }
+            } else if c.is_ascii_digit() {
+                if !is_digit && i > start {
+                    stack[top].push(MavenItem::string(&version[start..i], true));
+                    start = i;
+                    stack.push(Vec::new());
+                }
+                is_digit = true;
+            } else {
+                if is_digit && i > start {
+                    stack[top].push(MavenItem::int(&version[start..i]));
+                    start = i;
+                    stack.push(Vec::new());
+                }
+                is_digit = false;
+            }
+        }
+        if version.len() > start {
+            let top = stack.len() - 1;
+            stack[top].push(item(is_digit, &version[start..]));
+        }
+        // Normalise innermost first, then hang each list on its parent (as its last item).
+        let mut child: Option<Vec<MavenItem>> = None;
+        while let Some(mut list) = stack.pop() {
+            if let Some(c) = child.take() {
+                list.push(MavenItem::List(c));
+            }
+            normalize_maven_list(&mut list);
+            child = Some(list);
+        }
+        MavenVersion {
+            items: child.unwrap_or_default(),
+        }
+    }
+}
+
+impl Ord for MavenVersion {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_maven_lists(&self.items, &other.items)
+    }
+}
+
+impl PartialOrd for MavenVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for MavenVersion {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for MavenVersion {}
 
 #[cfg(test)]
 mod tests {
