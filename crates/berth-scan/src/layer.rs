@@ -97,8 +97,20 @@ pub struct FileFindings {
 /// What one layer holds, computed from its bytes alone (so it can be cached per layer
 /// digest): the findings of each interesting file by normalised path (no leading `/`),
 /// and the layer's deletions of lower layers' files.
+///
+/// Its JSON is the per-layer cache's format, and stays backward compatible: an
+/// inventory stored by an older Berth still decodes (new fields have defaults, new
+/// [`crate::Ecosystem`] variants only add). What an older reader did not look for is
+/// not in it, though; [`LayerInventory::format`] says which reader made it (absent: 0),
+/// so a cache can tell an inventory older than [`LayerInventory::FORMAT`] and re-read
+/// its layer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerInventory {
+    /// The reader's format ([`LayerInventory::FORMAT`] for one made by this version;
+    /// 0 for one stored before the field existed). 1: Cargo.lock, cargo-auditable
+    /// binaries, npm lockfiles and Java archives are read.
+    #[serde(default)]
+    pub format: u32,
     /// Findings per file path.
     pub files: BTreeMap<String, FileFindings>,
     /// Paths deleted by `.wh.<name>` entries (the path without the prefix).
@@ -112,6 +124,11 @@ pub struct LayerInventory {
     pub notes: Vec<String>,
     /// Bytes of the decompressed tar stream.
     pub expanded_bytes: u64,
+}
+
+impl LayerInventory {
+    /// The format of the inventories [`read_layer`] makes now.
+    pub const FORMAT: u32 = 1;
 }
 
 /// An image's packages: its layers' inventories stacked.
@@ -213,6 +230,7 @@ pub fn read_layer(reader: impl Read, limits: &Limits) -> Result<LayerInventory, 
     }
     let mut inventory = result?;
     inventory.expanded_bytes = count.get();
+    inventory.format = LayerInventory::FORMAT;
     Ok(inventory)
 }
 
@@ -366,10 +384,9 @@ fn walk(stream: impl Read, limits: &Limits) -> Result<LayerInventory, ScanError>
                 if executable && size >= 64 {
                     let packages = scan_binary(&mut entry, size, limits).map_err(corrupt)?;
                     if !packages.is_empty() {
-                        inventory.files.insert(
-                            path,
-                            FileFindings { os: None, packages },
-                        );
+                        inventory
+                            .files
+                            .insert(path, FileFindings { os: None, packages });
                     }
                 }
             }

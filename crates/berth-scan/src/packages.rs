@@ -726,4 +726,4 @@ pub fn parse_go_buildinfo(blob: &[u8], max_string: usize) -> Option<GoBuildInfo>
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

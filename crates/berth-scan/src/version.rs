@@ -558,4 +558,44 @@ mod tests {
         );
         assert!(Version::parse(Scheme::Semver, "1.x").is_none());
     }
+
+    /// Maven's `ComparableVersion`: trailing zeros and release qualifiers are dropped,
+    /// numbers compare as numbers (any length), qualifiers in Maven's order (unknown
+    /// ones after `sp`, alphabetically), `a1`/`b1`/`m1` abbreviations, `cr` = `rc`,
+    /// case-insensitive, a number above a qualifier after `-`.
+    #[test]
+    fn maven_comparable_version() {
+        check(
+            Scheme::Maven,
+            &[
+                ("1", Equal, "1.0"),
+                ("1", Equal, "1.0.0"),
+                ("1.0.0.RELEASE", Equal, "1"),
+                ("1-ga", Equal, "1"),
+                ("1-final", Equal, "1"),
+                ("1cr1", Equal, "1-rc1"),
+                ("1a1", Equal, "1-alpha-1"),
+                ("1M3", Equal, "1-milestone-3"),
+                ("1.0-alpha", Equal, "1-alpha"),
+                ("1.2", Less, "1.2.17"),
+                ("1.2.17", Less, "2.0"),
+                ("1.9", Less, "1.10"),
+                ("1.9", Less, "1.99999999999999999999999"),
+                ("1-alpha-1", Less, "1-beta-1"),
+                ("1-beta-1", Less, "1-milestone-1"),
+                ("1-milestone-1", Less, "1-rc-1"),
+                ("1-rc-1", Less, "1-snapshot"),
+                ("1-SNAPSHOT", Less, "1"),
+                ("1", Less, "1-sp"),
+                ("1-sp", Less, "1-abc"),
+                ("1-abc", Less, "1-def"),
+                ("1-def", Less, "1-1"),
+                ("1-1", Less, "1-2"),
+                ("2.0.0-M1", Less, "2.0.0"),
+                ("2.14.1", Less, "2.15.0"),
+                ("2.0", Less, "2.0.a"),
+                ("2-1", Less, "2.0.1"),
+            ],
+        );
+    }
 }

@@ -269,10 +269,19 @@ pub(crate) mod tests {
         let shaded = pom_properties("com.google.guava", "guava", "20.0");
         let jar = zip_of(
             &[
-                ("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\r\nImplementation-Version: 9.9\r\n\r\n"),
-                ("META-INF/maven/log4j/log4j/pom.properties", log4j.as_bytes()),
+                (
+                    "META-INF/MANIFEST.MF",
+                    b"Manifest-Version: 1.0\r\nImplementation-Version: 9.9\r\n\r\n",
+                ),
+                (
+                    "META-INF/maven/log4j/log4j/pom.properties",
+                    log4j.as_bytes(),
+                ),
                 ("META-INF/maven/log4j/log4j/pom.xml", b"<project/>"),
-                ("META-INF/maven/com.google.guava/guava/pom.properties", shaded.as_bytes()),
+                (
+                    "META-INF/maven/com.google.guava/guava/pom.properties",
+                    shaded.as_bytes(),
+                ),
                 ("org/apache/log4j/Logger.class", &[0xca, 0xfe, 0xba, 0xbe]),
             ],
             false,
@@ -280,7 +289,10 @@ pub(crate) mod tests {
         let found = parse_archive(&jar, "log4j-1.2.17.jar");
         assert_eq!(
             names(&found),
-            [("com.google.guava:guava", "20.0"), ("log4j:log4j", "1.2.17")]
+            [
+                ("com.google.guava:guava", "20.0"),
+                ("log4j:log4j", "1.2.17")
+            ]
         );
         assert!(found.iter().all(|p| p.ecosystem == Ecosystem::Maven));
     }
@@ -292,7 +304,10 @@ pub(crate) mod tests {
     fn manifest_fallback() {
         let manifest = "Manifest-Version: 1.0\r\nImplementation-Vendor-Id: org.exa\r\n mple\r\nImplementation-Version: 2.3.1\r\n\r\nName: x/\r\nImplementation-Version: 0\r\n";
         let p = manifest_package(manifest, "widget-2.3.1.jar").unwrap();
-        assert_eq!((p.name.as_str(), p.version.as_str()), ("org.example:widget", "2.3.1"));
+        assert_eq!(
+            (p.name.as_str(), p.version.as_str()),
+            ("org.example:widget", "2.3.1")
+        );
         let osgi = "Bundle-SymbolicName: org.apache.commons.commons-text;singleton:=true\nBundle-Version: 1.9\n";
         let p = manifest_package(osgi, "commons-text-1.9.jar").unwrap();
         assert_eq!(
@@ -303,7 +318,10 @@ pub(crate) mod tests {
         assert!(manifest_package("Implementation-Version: 1.0\n", "lib-1.0.jar").is_none());
         assert!(manifest_package(manifest, "widget.jar").is_none());
         let jar = zip_of(&[("META-INF/MANIFEST.MF", manifest.as_bytes())], false);
-        assert_eq!(names(&parse_archive(&jar, "widget-2.3.1.jar")), [("org.example:widget", "2.3.1")]);
+        assert_eq!(
+            names(&parse_archive(&jar, "widget-2.3.1.jar")),
+            [("org.example:widget", "2.3.1")]
+        );
     }
 
     /// Nested archives (Spring Boot `BOOT-INF/lib/`, a war's `WEB-INF/lib/`, an ear's
@@ -313,12 +331,21 @@ pub(crate) mod tests {
     fn nested_archives_bounded() {
         let inner = |g: &str, a: &str, v: &str| {
             let props = pom_properties(g, a, v);
-            zip_of(&[(&format!("META-INF/maven/{g}/{a}/pom.properties"), props.as_bytes())], false)
+            zip_of(
+                &[(
+                    &format!("META-INF/maven/{g}/{a}/pom.properties"),
+                    props.as_bytes(),
+                )],
+                false,
+            )
         };
         let log4j = inner("log4j", "log4j", "1.2.17");
         let text = inner("org.apache.commons", "commons-text", "1.9");
         let war = zip_of(
-            &[("WEB-INF/lib/commons-text-1.9.jar", &text), ("WEB-INF/web.xml", b"<web-app/>")],
+            &[
+                ("WEB-INF/lib/commons-text-1.9.jar", &text),
+                ("WEB-INF/web.xml", b"<web-app/>"),
+            ],
             false,
         );
         let boot = zip_of(
@@ -331,22 +358,46 @@ pub(crate) mod tests {
         );
         assert_eq!(
             names(&parse_archive(&boot, "app.jar")),
-            [("log4j:log4j", "1.2.17"), ("org.apache.commons:commons-text", "1.9")]
+            [
+                ("log4j:log4j", "1.2.17"),
+                ("org.apache.commons:commons-text", "1.9")
+            ]
         );
-        let shallow = JarLimits { max_depth: 1, ..JarLimits::default() };
-        assert_eq!(names(&parse_archive_with(&boot, "app.jar", &shallow)), [("log4j:log4j", "1.2.17")]);
-        let small = JarLimits { max_nested_bytes: 16, ..JarLimits::default() };
+        let shallow = JarLimits {
+            max_depth: 1,
+            ..JarLimits::default()
+        };
+        assert_eq!(
+            names(&parse_archive_with(&boot, "app.jar", &shallow)),
+            [("log4j:log4j", "1.2.17")]
+        );
+        let small = JarLimits {
+            max_nested_bytes: 16,
+            ..JarLimits::default()
+        };
         assert!(parse_archive_with(&boot, "app.jar", &small).is_empty());
         let budget = JarLimits {
             max_total_nested_bytes: log4j.len() as u64,
             ..JarLimits::default()
         };
-        assert_eq!(names(&parse_archive_with(&boot, "app.jar", &budget)), [("log4j:log4j", "1.2.17")]);
+        assert_eq!(
+            names(&parse_archive_with(&boot, "app.jar", &budget)),
+            [("log4j:log4j", "1.2.17")]
+        );
         // A zip bomb inside: a nested "jar" of 64 MiB of zeros deflates to ~64 KiB; the cap
         // stops it after 32 MiB of inflation and the archive's other entries still count.
         let zeros = vec![0u8; 64 << 20];
-        let bomb = zip_of(&[("BOOT-INF/lib/bomb.jar", &zeros), ("BOOT-INF/lib/log4j-1.2.17.jar", &log4j)], false);
-        assert_eq!(names(&parse_archive(&bomb, "app.jar")), [("log4j:log4j", "1.2.17")]);
+        let bomb = zip_of(
+            &[
+                ("BOOT-INF/lib/bomb.jar", &zeros),
+                ("BOOT-INF/lib/log4j-1.2.17.jar", &log4j),
+            ],
+            false,
+        );
+        assert_eq!(
+            names(&parse_archive(&bomb, "app.jar")),
+            [("log4j:log4j", "1.2.17")]
+        );
         assert!(parse_archive(b"PK\x03\x04 truncated", "x.jar").is_empty());
     }
 }

@@ -131,7 +131,10 @@ fn paths_to_parsers() {
         ("Cargo.lock", Some(CargoLock)),
         ("srv/app/package-lock.json", Some(NpmPackageLock)),
         ("srv/app/npm-shrinkwrap.json", Some(NpmPackageLock)),
-        ("srv/app/node_modules/.package-lock.json", Some(NpmPackageLock)),
+        (
+            "srv/app/node_modules/.package-lock.json",
+            Some(NpmPackageLock),
+        ),
         ("srv/app/node_modules/left-pad/package-lock.json", None),
         ("opt/app/app.jar", Some(JavaArchive)),
         ("usr/local/tomcat/webapps/ROOT.WAR", Some(JavaArchive)),
@@ -340,7 +343,11 @@ pub(crate) fn auditable_elf(json: &str) -> Vec<u8> {
     z.write_all(json.as_bytes()).unwrap();
     let compressed = z.finish().unwrap();
     let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
-    let section = obj.add_section(Vec::new(), AUDITABLE_SECTION.as_bytes().to_vec(), SectionKind::ReadOnlyData);
+    let section = obj.add_section(
+        Vec::new(),
+        AUDITABLE_SECTION.as_bytes().to_vec(),
+        SectionKind::ReadOnlyData,
+    );
     obj.append_section_data(section, &compressed, 1);
     obj.write().unwrap()
 }
@@ -365,7 +372,10 @@ fn auditable_section_crates_io_runtime_only() {
             source: None
         }]
     );
-    assert!(parse_auditable_binary(&elf, 16).is_empty(), "over the JSON cap");
+    assert!(
+        parse_auditable_binary(&elf, 16).is_empty(),
+        "over the JSON cap"
+    );
     assert!(parse_auditable_binary(&auditable_elf("{}"), 1 << 20).is_empty());
     assert!(parse_auditable_binary(&elf[..elf.len() / 2], 1 << 20).is_empty());
     assert!(parse_auditable_binary(b"\x7fELF garbage", 1 << 20).is_empty());
