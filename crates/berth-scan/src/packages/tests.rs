@@ -380,3 +380,21 @@ fn auditable_section_crates_io_runtime_only() {
     assert!(parse_auditable_binary(&elf[..elf.len() / 2], 1 << 20).is_empty());
     assert!(parse_auditable_binary(b"\x7fELF garbage", 1 << 20).is_empty());
 }
+
+/// The `scan_packages` fuzz seed `auditable-elf` is an ELF64 executable header written by
+/// hand (not by the `object` crate), section headers at the end as linkers place them:
+/// its `.dep-v0` is found too.
+#[test]
+fn auditable_section_of_a_hand_written_elf() {
+    let seed = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/seeds/scan_packages/auditable-elf"),
+    )
+    .unwrap();
+    let found = parse_auditable_binary(&seed[1..], 1 << 20);
+    let names: Vec<_> = found
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect();
+    assert_eq!(names, [("tokio", "1.13.0")]);
+}
