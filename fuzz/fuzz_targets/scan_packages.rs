@@ -1,14 +1,14 @@
 //! Package databases (issue 11): the first byte picks a parser (os-release, dpkg status,
 //! apk installed, Python core metadata, npm package.json, npm lockfile, Cargo.lock, Java
-//! archive, Go build information, a Rust binary's cargo-auditable section), the rest is
-//! the file. Parsing never panics, gives the same answer twice, and every package has a
+//! archive, Go build information, a Rust binary's cargo-auditable section, an RPM header
+//! blob, an `rpmdb.sqlite`), the rest is the file. Parsing never panics, gives the same answer twice, and every package has a
 //! name and a version; Python names come back PEP 503-normalised, Maven names are
 //! `group:artifact`.
 #![no_main]
 
 use berth_scan::layer::parse_file;
 use berth_scan::packages::{
-    normalize_python_name, parse_auditable_binary, parse_go_buildinfo, FileKind,
+    normalize_python_name, parse_auditable_binary, parse_go_buildinfo, rpm, FileKind,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -38,6 +38,18 @@ fuzz_target!(|data: &[u8]| {
     if which == KINDS.len() + 1 {
         let found = parse_auditable_binary(file, 1 << 16);
         assert_eq!(parse_auditable_binary(file, 1 << 16), found);
+        assert!(found.iter().all(|p| !p.name.is_empty() && !p.version.is_empty()));
+        return;
+    }
+    if which == KINDS.len() + 2 {
+        if let Some(p) = rpm::parse_header(file) {
+            assert!(!p.name.is_empty() && !p.version.is_empty(), "{p:?}");
+            assert_eq!(rpm::parse_header(file), Some(p));
+        }
+        return;
+    }
+    if which == KINDS.len() + 3 {
+        let found = rpm::parse_rpmdb_sqlite(file);
         assert!(found.iter().all(|p| !p.name.is_empty() && !p.version.is_empty()));
         return;
     }

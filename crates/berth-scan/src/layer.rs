@@ -418,6 +418,7 @@ pub fn parse_file(kind: FileKind, path: &str, bytes: &[u8]) -> FileFindings {
         }
         FileKind::NpmPackageLock => found.packages = packages::parse_npm_package_lock(bytes),
         FileKind::CargoLock => found.packages = packages::parse_cargo_lock(bytes),
+        FileKind::RpmDbSqlite => found.packages = packages::rpm::parse_rpmdb_sqlite(bytes),
         FileKind::JavaArchive => {
             let name = path.rsplit('/').next().unwrap_or(path);
             found.packages = packages::java::parse_archive(bytes, name)

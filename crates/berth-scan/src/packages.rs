@@ -12,6 +12,7 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 
 pub mod java;
+pub mod rpm;
 
 /// The package ecosystem a [`Package`] belongs to, named as OSV names it
 /// (<https://ossf.github.io/osv-schema/#affectedpackage-field>). Distribution
@@ -33,6 +34,8 @@ pub enum Ecosystem {
     CratesIo,
     /// A Maven artifact, named `groupId:artifactId` (OSV ecosystem `Maven`).
     Maven,
+    /// An RPM package (Red Hat Enterprise Linux, Rocky Linux, AlmaLinux, Fedora).
+    Rpm,
 }
 
 impl Ecosystem {
@@ -47,6 +50,7 @@ impl Ecosystem {
             Ecosystem::Go => "golang",
             Ecosystem::CratesIo => "cargo",
             Ecosystem::Maven => "maven",
+            Ecosystem::Rpm => "rpm",
         }
     }
 }
@@ -100,6 +104,9 @@ pub enum FileKind {
     CargoLock,
     /// A Java archive: `*.jar`, `*.war`, `*.ear` (any case).
     JavaArchive,
+    /// RPM's SQLite database: `var/lib/rpm/rpmdb.sqlite` or
+    /// `usr/lib/sysimage/rpm/rpmdb.sqlite`.
+    RpmDbSqlite,
 }
 
 /// The parser for a normalised path (no leading `/` or `./`), or `None` for a file no
@@ -109,6 +116,9 @@ pub fn kind_of_path(path: &str) -> Option<FileKind> {
         "etc/os-release" | "usr/lib/os-release" => return Some(FileKind::OsRelease),
         "var/lib/dpkg/status" => return Some(FileKind::DpkgStatus),
         "lib/apk/db/installed" => return Some(FileKind::ApkInstalled),
+        "var/lib/rpm/rpmdb.sqlite" | "usr/lib/sysimage/rpm/rpmdb.sqlite" => {
+            return Some(FileKind::RpmDbSqlite)
+        }
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("var/lib/dpkg/status.d/") {

@@ -25,6 +25,12 @@
 //!   (`1.0` = `1`, `1.0-ga` = `1`); a number sorts above a qualifier and above a
 //!   sub-list, a sub-list above a qualifier. (Maven 3.9's "combination" items, e.g.
 //!   `x1` after a dot, are not modelled: no OSV Maven range we have uses one.)
+//! - RPM (Red Hat, Rocky Linux, AlmaLinux): our own [`RpmVersion`], `[epoch:]version
+//!   [-release]` compared epoch first (numerically, absent = 0), then version, then
+//!   release, each by rpm's `rpmvercmp` (`lib/rpmvercmp.c`): alphanumeric segments, digits
+//!   numerically and above letters, `~` before everything (even the end), `^` after the
+//!   end but before anything else. The `rpm` crate implements it too, but as part of a
+//!   package reader and builder with its compression codecs; the rule is forty lines.
 //!
 //! OSV's `introduced: "0"` means "from the first version" in every ecosystem; it is
 //! [`Bound::Zero`] here rather than a parse of `0`.
@@ -45,6 +51,8 @@ pub enum Scheme {
     Semver,
     /// Maven's `ComparableVersion`.
     Maven,
+    /// rpm's `rpmvercmp` over epoch, version, release.
+    Rpm,
 }
 
 /// A version parsed under one [`Scheme`]; two versions compare only under the same one.
@@ -60,6 +68,8 @@ pub enum Version {
     Semver(semver::Version),
     /// A Maven version.
     Maven(MavenVersion),
+    /// An RPM version.
+    Rpm(RpmVersion),
 }
 
 impl Version {
@@ -75,6 +85,7 @@ impl Version {
             Scheme::Pep440 => pep440_rs::Version::from_str(text).ok().map(Version::Pep440),
             Scheme::Semver => parse_semver_lenient(text).map(Version::Semver),
             Scheme::Maven => Some(Version::Maven(MavenVersion::parse(text))),
+            Scheme::Rpm => RpmVersion::parse(text).map(Version::Rpm),
         }
     }
 
@@ -86,6 +97,7 @@ impl Version {
             (Version::Pep440(a), Version::Pep440(b)) => Some(a.cmp(b)),
             (Version::Semver(a), Version::Semver(b)) => Some(a.cmp(b)),
             (Version::Maven(a), Version::Maven(b)) => Some(a.cmp(b)),
+            (Version::Rpm(a), Version::Rpm(b)) => Some(a.cmp(b)),
             _ => None,
         }
     }
@@ -461,6 +473,133 @@ impl PartialEq for MavenVersion {
 
 impl Eq for MavenVersion {}
 
+/// An RPM version: `[epoch:]version[-release]` (see the module doc).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpmVersion {
+    epoch: u64,
+    version: String,
+    release: Option<String>,
+}
+
+impl RpmVersion {
+    /// Parses `1:3.0.7-24.el9`; `None` for an empty version or an epoch that is not a number.
+    pub fn parse(text: &str) -> Option<RpmVersion> {
+        let (epoch, rest) = match text.split_once(':') {
+            Some((e, rest)) => (e.parse().ok()?, rest),
+            None => (0, text),
+        };
+        let (version, release) = match rest.rsplit_once('-') {
+            Some((v, r)) => (v, Some(r.to_owned())),
+            None => (rest, None),
+        };
+        (!version.is_empty()).then(|| RpmVersion {
+            epoch,
+            version: version.to_owned(),
+            release,
+        })
+    }
+}
+
+impl Ord for RpmVersion {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.epoch
+            .cmp(&other.epoch)
+            .then_with(|| rpmvercmp(&self.version, &other.version))
+            .then_with(|| match (&self.release, &other.release) {
+                (Some(a), Some(b)) => rpmvercmp(a, b),
+                // A version without a release (an advisory's bound) compares by version only.
+                _ => Ordering::Equal,
+            })
+    }
+}
+
+impl PartialOrd for RpmVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// rpm's `rpmvercmp` (`lib/rpmvercmp.c`), segment by segment.
+pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    let (mut one, mut two) = (a.as_bytes(), b.as_bytes());
+    let separator = |c: &u8| !c.is_ascii_alphanumeric() && *c != b'~' && *c != b'^';
+    loop {
+        while one.first().is_some_and(separator) {
+            one = &one[1..];
+        }
+        while two.first().is_some_and(separator) {
+            two = &two[1..];
+        }
+        // `~` sorts before everything, even the end.
+        match (one.first() == Some(&b'~'), two.first() == Some(&b'~')) {
+            (true, true) => {
+                one = &one[1..];
+                two = &two[1..];
+                continue;
+            }
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            _ => {}
+        }
+        // `^` sorts after the end but before anything else.
+        if one.first() == Some(&b'^') || two.first() == Some(&b'^') {
+            match (one.first(), two.first()) {
+                (None, _) => return Ordering::Less,
+                (_, None) => return Ordering::Greater,
+                (Some(b'^'), Some(b'^')) => {
+                    one = &one[1..];
+                    two = &two[1..];
+                    continue;
+                }
+                (Some(b'^'), _) => return Ordering::Greater,
+                _ => return Ordering::Less,
+            }
+        }
+        if one.is_empty() || two.is_empty() {
+            break;
+        }
+        let numeric = one[0].is_ascii_digit();
+        let class = |c: &u8| {
+            if numeric {
+                c.is_ascii_digit()
+            } else {
+                c.is_ascii_alphabetic()
+            }
+        };
+        let len1 = one.iter().take_while(|c| class(c)).count();
+        let len2 = two.iter().take_while(|c| class(c)).count();
+        let (seg1, seg2) = (&one[..len1], &two[..len2]);
+        if seg2.is_empty() {
+            // Different kinds of segment: a number is newer than letters.
+            return if numeric {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
+        }
+        let order = if numeric {
+            let strip = |s: &[u8]| -> usize { s.iter().take_while(|c| **c == b'0').count() };
+            let (n1, n2) = (&seg1[strip(seg1)..], &seg2[strip(seg2)..]);
+            n1.len().cmp(&n2.len()).then_with(|| n1.cmp(n2))
+        } else {
+            seg1.cmp(seg2)
+        };
+        if order.is_ne() {
+            return order;
+        }
+        one = &one[len1..];
+        two = &two[len2..];
+    }
+    match (one.is_empty(), two.is_empty()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        _ => Ordering::Greater,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,6 +696,44 @@ mod tests {
             ],
         );
         assert!(Version::parse(Scheme::Semver, "1.x").is_none());
+    }
+
+    /// rpm's `rpmvercmp` and EVR order (rpm's own `tests/rpmvercmp.at` cases): digits
+    /// numerically and newer than letters, separators only separate, `~` before all,
+    /// `^` after the end, epoch first, a release compared only when both have one.
+    #[test]
+    fn rpm_rpmvercmp_and_epochs() {
+        check(
+            Scheme::Rpm,
+            &[
+                ("1.0", Equal, "1.0"),
+                ("1.0", Less, "2.0"),
+                ("2.0.1", Greater, "2.0"),
+                ("5.5p1", Less, "5.5p2"),
+                ("5.5p10", Greater, "5.5p1"),
+                ("10xyz", Less, "10.1xyz"),
+                ("xyz10", Less, "xyz10.1"),
+                ("1.0aa", Less, "1.0aa.1"),
+                ("10", Greater, "9"),
+                ("1.010", Equal, "1.10"),
+                ("2a", Less, "2.0"),
+                ("1.0a", Greater, "1.0"),
+                ("6.0.rc1", Greater, "6.0"),
+                ("1.0~rc1", Less, "1.0"),
+                ("1.0~rc1", Less, "1.0~rc2"),
+                ("1.0~rc1~git123", Less, "1.0~rc1"),
+                ("1.0^", Greater, "1.0"),
+                ("1.0^git1", Less, "1.01"),
+                ("1.0^git1~pre", Less, "1.0^git1"),
+                ("1:1.0-1", Greater, "2.0-1"),
+                ("0:1.0-1", Equal, "1.0-1"),
+                ("3.0.7-24.el9", Less, "3.0.7-25.el9_3"),
+                ("1:3.0.7-27.el9", Greater, "1:3.0.7-24.el9"),
+                ("3.0.7", Equal, "3.0.7-24.el9"),
+            ],
+        );
+        assert!(RpmVersion::parse("x:1.0").is_none());
+        assert!(RpmVersion::parse("").is_none());
     }
 
     /// Maven's `ComparableVersion`: trailing zeros and release qualifiers are dropped,

@@ -140,6 +140,9 @@ fn paths_to_parsers() {
         ("usr/local/tomcat/webapps/ROOT.WAR", Some(JavaArchive)),
         ("opt/app.ear", Some(JavaArchive)),
         ("opt/app.jar.sha1", None),
+        ("var/lib/rpm/rpmdb.sqlite", Some(RpmDbSqlite)),
+        ("usr/lib/sysimage/rpm/rpmdb.sqlite", Some(RpmDbSqlite)),
+        ("var/lib/rpm/Packages", None),
     ];
     for (path, expected) in cases {
         assert_eq!(kind_of_path(path), expected, "{path}");
