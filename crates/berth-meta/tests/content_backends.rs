@@ -19,7 +19,7 @@ use berth_meta::events::{
 use berth_meta::jobs::NewJob;
 use berth_meta::{
     Change, ChangeHook, GcStore, MetaError, MetaStore, NoJobs, PgMeta, RepositorySettings,
-    RepositoryStore, ScanStore, SqliteMeta, TagStatus,
+    RepositoryStore, SqliteMeta, TagStatus,
 };
 use berth_test_support::postgres::Postgres;
 use berth_test_support::{image_manifest, sha256};
