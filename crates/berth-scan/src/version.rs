@@ -84,7 +84,7 @@ impl Version {
             Scheme::Apk => ApkVersion::parse(text).map(Version::Apk),
             Scheme::Pep440 => pep440_rs::Version::from_str(text).ok().map(Version::Pep440),
             Scheme::Semver => parse_semver_lenient(text).map(Version::Semver),
-            Scheme::Maven => Some(Version::Maven(MavenVersion::parse(text))),
+            Scheme::Maven => MavenVersion::parse(text).map(Version::Maven),
             Scheme::Rpm => RpmVersion::parse(text).map(Version::Rpm),
         }
     }
@@ -389,9 +389,18 @@ fn normalize_maven_list(list: &mut Vec<MavenItem>) {
     }
 }
 
+/// The longest Maven version parsed. Every `-` and digit/letter change nests a list, and
+/// comparing (and dropping) nested lists recurses, so a hostile version of thousands of
+/// `-1` would exhaust the stack; real versions are a few dozen bytes.
+pub const MAVEN_MAX_VERSION_BYTES: usize = 256;
+
 impl MavenVersion {
-    /// Parses any text (every string is a Maven version).
-    pub fn parse(text: &str) -> MavenVersion {
+    /// Parses any text of at most [`MAVEN_MAX_VERSION_BYTES`] (every such string is a
+    /// Maven version); `None` for a longer one.
+    pub fn parse(text: &str) -> Option<MavenVersion> {
+        if text.len() > MAVEN_MAX_VERSION_BYTES {
+            return None;
+        }
         let version = text.to_lowercase();
         // The lists opened so far, outermost first; each new one is the last item of
         // the one before it, and items are only ever added to the innermost.
@@ -447,9 +456,9 @@ impl MavenVersion {
             normalize_maven_list(&mut list);
             child = Some(list);
         }
-        MavenVersion {
+        Some(MavenVersion {
             items: child.unwrap_or_default(),
-        }
+        })
     }
 }
 
@@ -774,5 +783,10 @@ mod tests {
                 ("2-1", Less, "2.0.1"),
             ],
         );
+        // Regression: a version nesting thousands of lists (a hostile `pom.properties`)
+        // is refused rather than compared recursively.
+        let deep = "1-".repeat(20_000);
+        assert!(Version::parse(Scheme::Maven, &deep).is_none());
+        assert_eq!(compare(Scheme::Maven, &deep, &deep), None);
     }
 }
