@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         }
         versions.extend(a.versions.iter().cloned());
         if let Some(p) = &a.package {
-            for ecosystem in [Ecosystem::Dpkg, Ecosystem::Apk, Ecosystem::PyPI, Ecosystem::Npm, Ecosystem::Go] {
+            for ecosystem in [Ecosystem::Dpkg, Ecosystem::Apk, Ecosystem::PyPI, Ecosystem::Npm, Ecosystem::Go, Ecosystem::CratesIo, Ecosystem::Maven] {
                 for v in versions.iter().take(4) {
                     packages.push(Package { ecosystem, name: p.name.clone(), version: v.clone(), source: None });
                 }
@@ -34,7 +34,13 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     versions.truncate(16);
-    for scheme in [Scheme::Dpkg, Scheme::Apk, Scheme::Pep440, Scheme::Semver] {
+    for scheme in [
+        Scheme::Dpkg,
+        Scheme::Apk,
+        Scheme::Pep440,
+        Scheme::Semver,
+        Scheme::Maven,
+    ] {
         for a in &versions {
             for b in &versions {
                 assert_eq!(compare(scheme, a, b), compare(scheme, b, a).map(|o| o.reverse()), "{scheme:?} {a} {b}");

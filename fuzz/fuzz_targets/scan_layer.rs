@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         max_entries: 1000,
         max_path_bytes: 1024,
         max_go_modinfo_bytes: 64 << 10,
+        max_auditable_bytes: 64 << 10,
     };
     if let Ok(layer) = read_layer(data, &limits) {
         assert!(layer.expanded_bytes <= limits.max_expanded_bytes);

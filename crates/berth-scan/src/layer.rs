@@ -5,9 +5,11 @@
 //! first bytes (gzip `1f 8b`, zstd `28 b5 2f fd`, else an uncompressed tar), entries are
 //! walked with the `tar` crate in *raw* mode, and only the files a parser wants
 //! ([`crate::packages::kind_of_path`]) are read into memory, each at most
-//! [`Limits::max_file_bytes`]. Executables starting with the ELF magic are scanned for a
-//! Go build-information blob in fixed-size chunks (see `scan_go_binary`), never held
-//! whole. Raw mode is used because the tar crate, in its default mode, reads GNU long
+//! [`Limits::max_file_bytes`]. Executables starting with the ELF magic are read whole
+//! when they are at most [`Limits::max_file_bytes`] and searched for a Go
+//! build-information blob and for cargo-auditable's `.dep-v0` section (a Rust binary's
+//! dependency tree, read with the `object` crate); bigger ones are streamed in
+//! fixed-size chunks for the Go blob only (see `scan_go_binary`), never held whole. Raw mode is used because the tar crate, in its default mode, reads GNU long
 //! names and PAX headers into memory whatever their size; here they are bounded by
 //! [`Limits::max_path_bytes`]. GNU sparse entries are skipped unread (a 10 GB sparse
 //! file costs its few stored blocks).
@@ -41,6 +43,9 @@ pub struct Limits {
     pub max_path_bytes: usize,
     /// The longest Go build-information string (module list) read: 4 MiB.
     pub max_go_modinfo_bytes: usize,
+    /// The most bytes a Rust binary's cargo-auditable dependency tree may inflate to
+    /// (its JSON; real ones are tens of KiB): 8 MiB.
+    pub max_auditable_bytes: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +56,7 @@ impl Default for Limits {
             max_entries: 2_000_000,
             max_path_bytes: 4096,
             max_go_modinfo_bytes: 4 << 20,
+            max_auditable_bytes: 8 << 20,
         }
     }
 }
@@ -91,8 +97,20 @@ pub struct FileFindings {
 /// What one layer holds, computed from its bytes alone (so it can be cached per layer
 /// digest): the findings of each interesting file by normalised path (no leading `/`),
 /// and the layer's deletions of lower layers' files.
+///
+/// Its JSON is the per-layer cache's format, and stays backward compatible: an
+/// inventory stored by an older Berth still decodes (new fields have defaults, new
+/// [`crate::Ecosystem`] variants only add). What an older reader did not look for is
+/// not in it, though; [`LayerInventory::format`] says which reader made it (absent: 0),
+/// so a cache can tell an inventory older than [`LayerInventory::FORMAT`] and re-read
+/// its layer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerInventory {
+    /// The reader's format ([`LayerInventory::FORMAT`] for one made by this version;
+    /// 0 for one stored before the field existed). 1: Cargo.lock, cargo-auditable
+    /// binaries, npm lockfiles and Java archives are read.
+    #[serde(default)]
+    pub format: u32,
     /// Findings per file path.
     pub files: BTreeMap<String, FileFindings>,
     /// Paths deleted by `.wh.<name>` entries (the path without the prefix).
@@ -106,6 +124,11 @@ pub struct LayerInventory {
     pub notes: Vec<String>,
     /// Bytes of the decompressed tar stream.
     pub expanded_bytes: u64,
+}
+
+impl LayerInventory {
+    /// The format of the inventories [`read_layer`] makes now.
+    pub const FORMAT: u32 = 1;
 }
 
 /// An image's packages: its layers' inventories stacked.
@@ -207,6 +230,7 @@ pub fn read_layer(reader: impl Read, limits: &Limits) -> Result<LayerInventory, 
     }
     let mut inventory = result?;
     inventory.expanded_bytes = count.get();
+    inventory.format = LayerInventory::FORMAT;
     Ok(inventory)
 }
 
@@ -348,7 +372,8 @@ fn walk(stream: impl Read, limits: &Limits) -> Result<LayerInventory, ScanError>
                     .take(size)
                     .read_to_end(&mut bytes)
                     .map_err(corrupt)?;
-                inventory.files.insert(path, parse_file(file_kind, &bytes));
+                let found = parse_file(file_kind, &path, &bytes);
+                inventory.files.insert(path, found);
             }
             None => {
                 let executable = entry
@@ -357,16 +382,11 @@ fn walk(stream: impl Read, limits: &Limits) -> Result<LayerInventory, ScanError>
                     .map(|m| m & 0o111 != 0)
                     .unwrap_or(false);
                 if executable && size >= 64 {
-                    if let Some(info) =
-                        scan_go_binary(&mut entry, limits.max_go_modinfo_bytes).map_err(corrupt)?
-                    {
-                        inventory.files.insert(
-                            path,
-                            FileFindings {
-                                os: None,
-                                packages: info.packages(),
-                            },
-                        );
+                    let packages = scan_binary(&mut entry, size, limits).map_err(corrupt)?;
+                    if !packages.is_empty() {
+                        inventory
+                            .files
+                            .insert(path, FileFindings { os: None, packages });
                     }
                 }
             }
@@ -375,8 +395,9 @@ fn walk(stream: impl Read, limits: &Limits) -> Result<LayerInventory, ScanError>
     Ok(inventory)
 }
 
-/// Runs the parser `kind` calls for over a file's bytes.
-pub fn parse_file(kind: FileKind, bytes: &[u8]) -> FileFindings {
+/// Runs the parser `kind` calls for over the bytes of the file at `path` (a Java
+/// archive's file name is its manifest fallback's artifact name).
+pub fn parse_file(kind: FileKind, path: &str, bytes: &[u8]) -> FileFindings {
     let text = || String::from_utf8_lossy(bytes);
     let mut found = FileFindings::default();
     match kind {
@@ -395,6 +416,13 @@ pub fn parse_file(kind: FileKind, bytes: &[u8]) -> FileFindings {
                 .into_iter()
                 .collect()
         }
+        FileKind::NpmPackageLock => found.packages = packages::parse_npm_package_lock(bytes),
+        FileKind::CargoLock => found.packages = packages::parse_cargo_lock(bytes),
+        FileKind::RpmDbSqlite => found.packages = packages::rpm::parse_rpmdb_sqlite(bytes),
+        FileKind::JavaArchive => {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            found.packages = packages::java::parse_archive(bytes, name)
+        }
     }
     found
 }
@@ -411,6 +439,35 @@ fn fill_to(input: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> io::Result<
         }
     }
     Ok(true)
+}
+
+/// The packages an executable of `size` bytes names: Go build information and, for one
+/// of at most [`Limits::max_file_bytes`] (held whole: ELF section headers sit at the
+/// end, so a section cannot be found in one forward pass without the bytes before it),
+/// cargo-auditable's dependency tree. Files not starting with the ELF magic name none.
+fn scan_binary(input: &mut impl Read, size: u64, limits: &Limits) -> io::Result<Vec<Package>> {
+    let mut head = Vec::with_capacity(16);
+    if !fill_to(input, &mut head, 16)? || !head.starts_with(b"\x7fELF") {
+        return Ok(Vec::new());
+    }
+    if size > limits.max_file_bytes {
+        let mut whole = head.chain(input);
+        return Ok(scan_go_binary(&mut whole, limits.max_go_modinfo_bytes)?
+            .map(|info| info.packages())
+            .unwrap_or_default());
+    }
+    let mut bytes = head;
+    let rest = size.saturating_sub(bytes.len() as u64);
+    bytes.reserve(rest as usize);
+    input.take(rest).read_to_end(&mut bytes)?;
+    let mut packages = scan_go_binary(&mut &bytes[..], limits.max_go_modinfo_bytes)?
+        .map(|info| info.packages())
+        .unwrap_or_default();
+    packages.extend(packages::parse_auditable_binary(
+        &bytes,
+        limits.max_auditable_bytes,
+    ));
+    Ok(packages)
 }
 
 /// Finds and parses a Go binary's build information while streaming the file.

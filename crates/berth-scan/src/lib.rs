@@ -16,11 +16,15 @@
 //!   "Applying Changesets": whiteouts and opaque directories hide lower layers' files) into
 //!   an image's [`Inventory`].
 //! - [`packages`]: one parser per package database — OS from os-release, Debian dpkg
-//!   `status` and `status.d/`, Alpine `lib/apk/db/installed`, Python `METADATA` /
-//!   `PKG-INFO`, npm `package.json`, Go binaries' embedded build info.
+//!   `status` and `status.d/`, Alpine `lib/apk/db/installed`, RPM `rpmdb.sqlite`
+//!   ([`packages::rpm`]), Python `METADATA` /
+//!   `PKG-INFO`, npm `package.json` and lockfiles, `Cargo.lock`, Go binaries' embedded
+//!   build info, Rust binaries' cargo-auditable dependency tree, and Java archives
+//!   ([`packages::java`]: `pom.properties`, `MANIFEST.MF`, nested jars).
 //! - [`osv`]: the OSV schema (1.6) records, read from JSON, directories and OSV's zip
 //!   archives.
-//! - [`version`]: version ordering per ecosystem (dpkg, apk, PEP 440, semver, Go).
+//! - [`version`]: version ordering per ecosystem (dpkg, apk, rpm, PEP 440, semver for
+//!   npm, Go and crates.io, Maven).
 //! - [`matcher`]: an inventory against a [`VulnDb`] → [`Finding`]s, OSV `ranges` and
 //!   `versions`, aliases merged so one CVE is one finding per package, severity from the
 //!   CVSS v3 vector or the source's own rating, fixed versions.

@@ -343,6 +343,20 @@ fn osv_ecosystem(
         Ecosystem::PyPI => ("PyPI", None, Scheme::Pep440),
         Ecosystem::Npm => ("npm", None, Scheme::Semver),
         Ecosystem::Go => ("Go", None, Scheme::Semver),
+        Ecosystem::CratesIo => ("crates.io", None, Scheme::Semver),
+        Ecosystem::Maven => ("Maven", None, Scheme::Maven),
+        // OSV names the RPM distributions' ecosystems `Red Hat`, `Rocky Linux` and
+        // `AlmaLinux`; the last two by major release (`AlmaLinux:9`). Red Hat's carry
+        // CPE-like releases (`Red Hat:enterprise_linux:9::baseos`), matched whatever the
+        // release here.
+        Ecosystem::Rpm => {
+            let major = release(os).map(|v| v.split('.').next().unwrap_or_default().to_owned());
+            match os.map(|o| o.id.as_str()) {
+                Some("rocky") => ("Rocky Linux", major, Scheme::Rpm),
+                Some("almalinux") => ("AlmaLinux", major, Scheme::Rpm),
+                _ => ("Red Hat", None, Scheme::Rpm),
+            }
+        }
     })
 }
 

@@ -3,10 +3,16 @@
 //! Each parser takes the bytes of one file (already bounded by [`crate::Limits`]) and
 //! returns what it lists; none of them panics or allocates more than a small multiple
 //! of its input, whatever the input. Which file goes to which parser is
-//! [`kind_of_path`]'s decision, from the path alone (Go binaries are recognised by their
-//! content instead, in `layer.rs`).
+//! [`kind_of_path`]'s decision, from the path alone (Go and Rust binaries are recognised
+//! by their content instead, in `layer.rs`). Java archives, which nest, are read by
+//! [`java`].
+
+use std::io::Read;
 
 use serde::{Deserialize, Serialize};
+
+pub mod java;
+pub mod rpm;
 
 /// The package ecosystem a [`Package`] belongs to, named as OSV names it
 /// (<https://ossf.github.io/osv-schema/#affectedpackage-field>). Distribution
@@ -24,11 +30,17 @@ pub enum Ecosystem {
     Npm,
     /// A Go module (or `stdlib`, the Go toolchain a binary was built with).
     Go,
+    /// A Rust crate from crates.io (OSV ecosystem `crates.io`).
+    CratesIo,
+    /// A Maven artifact, named `groupId:artifactId` (OSV ecosystem `Maven`).
+    Maven,
+    /// An RPM package (Red Hat Enterprise Linux, Rocky Linux, AlmaLinux, Fedora).
+    Rpm,
 }
 
 impl Ecosystem {
     /// The short name used in package URLs and listings (`deb`, `apk`, `pypi`, `npm`,
-    /// `golang`: the purl types).
+    /// `golang`, `cargo`, `maven`: the purl types of the package-url specification).
     pub fn purl_type(self) -> &'static str {
         match self {
             Ecosystem::Dpkg => "deb",
@@ -36,6 +48,9 @@ impl Ecosystem {
             Ecosystem::PyPI => "pypi",
             Ecosystem::Npm => "npm",
             Ecosystem::Go => "golang",
+            Ecosystem::CratesIo => "cargo",
+            Ecosystem::Maven => "maven",
+            Ecosystem::Rpm => "rpm",
         }
     }
 }
@@ -82,6 +97,16 @@ pub enum FileKind {
     PythonMetadata,
     /// `…/node_modules/<name>/package.json` or `…/node_modules/@scope/<name>/package.json`.
     NpmPackageJson,
+    /// `…/package-lock.json` or `…/npm-shrinkwrap.json` of a project (not of a package
+    /// under `node_modules`), or npm's hidden lockfile `…/node_modules/.package-lock.json`.
+    NpmPackageLock,
+    /// `…/Cargo.lock`.
+    CargoLock,
+    /// A Java archive: `*.jar`, `*.war`, `*.ear` (any case).
+    JavaArchive,
+    /// RPM's SQLite database: `var/lib/rpm/rpmdb.sqlite` or
+    /// `usr/lib/sysimage/rpm/rpmdb.sqlite`.
+    RpmDbSqlite,
 }
 
 /// The parser for a normalised path (no leading `/` or `./`), or `None` for a file no
@@ -91,6 +116,9 @@ pub fn kind_of_path(path: &str) -> Option<FileKind> {
         "etc/os-release" | "usr/lib/os-release" => return Some(FileKind::OsRelease),
         "var/lib/dpkg/status" => return Some(FileKind::DpkgStatus),
         "lib/apk/db/installed" => return Some(FileKind::ApkInstalled),
+        "var/lib/rpm/rpmdb.sqlite" | "usr/lib/sysimage/rpm/rpmdb.sqlite" => {
+            return Some(FileKind::RpmDbSqlite)
+        }
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("var/lib/dpkg/status.d/") {
@@ -100,7 +128,27 @@ pub fn kind_of_path(path: &str) -> Option<FileKind> {
         }
         return None;
     }
-    let (dir, file) = path.rsplit_once('/')?;
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+    if file == "Cargo.lock" {
+        return Some(FileKind::CargoLock);
+    }
+    if file == ".package-lock.json" && dir.rsplit('/').next() == Some("node_modules") {
+        return Some(FileKind::NpmPackageLock);
+    }
+    if file == "package-lock.json" || file == "npm-shrinkwrap.json" {
+        // A lockfile inside an installed package describes that package's development
+        // tree, not what is installed here.
+        let inside_a_package = dir.split('/').any(|d| d == "node_modules");
+        return (!inside_a_package).then_some(FileKind::NpmPackageLock);
+    }
+    if let Some((_, ext)) = file.rsplit_once('.') {
+        if ["jar", "war", "ear"]
+            .iter()
+            .any(|e| ext.eq_ignore_ascii_case(e))
+        {
+            return Some(FileKind::JavaArchive);
+        }
+    }
     let parent = dir.rsplit('/').next().unwrap_or(dir);
     if (file == "METADATA" && parent.ends_with(".dist-info"))
         || (file == "PKG-INFO" && parent.ends_with(".egg-info"))
@@ -333,6 +381,192 @@ pub fn parse_npm_package_json(bytes: &[u8]) -> Option<Package> {
     })
 }
 
+/// The `source` of a `Cargo.lock` package from crates.io: the git index Cargo has always
+/// used, or the sparse index (Cargo ≥ 1.68). Other registries' packages are not matched
+/// against crates.io advisories.
+const CRATES_IO_SOURCES: [&str; 2] = [
+    "registry+https://github.com/rust-lang/crates.io-index",
+    "sparse+https://index.crates.io/",
+];
+
+/// Parses a `Cargo.lock` (TOML; every lockfile version, 1 to 4, lists `[[package]]`
+/// tables with `name`, `version` and, for packages not in the workspace, `source`; the
+/// Cargo book, "Cargo.lock"): the packages whose source is crates.io. Workspace members
+/// and path dependencies (no `source`), git dependencies and other registries are left
+/// out: a local crate may share a name with an unrelated crates.io crate. A file that
+/// is not TOML, or has no `package` array, lists nothing.
+pub fn parse_cargo_lock(bytes: &[u8]) -> Vec<Package> {
+    #[derive(Deserialize)]
+    struct Lock {
+        #[serde(default)]
+        package: Vec<LockPackage>,
+    }
+    #[derive(Deserialize)]
+    struct LockPackage {
+        name: String,
+        version: String,
+        source: Option<String>,
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Vec::new();
+    };
+    let Ok(lock) = toml::from_str::<Lock>(text) else {
+        return Vec::new();
+    };
+    lock.package
+        .into_iter()
+        .filter(|p| {
+            p.source
+                .as_deref()
+                .is_some_and(|s| CRATES_IO_SOURCES.contains(&s))
+                && !p.name.is_empty()
+                && !p.version.is_empty()
+        })
+        .map(|p| Package {
+            ecosystem: Ecosystem::CratesIo,
+            name: p.name,
+            version: p.version,
+            source: None,
+        })
+        .collect()
+}
+
+/// The name of the ELF section cargo-auditable writes (`.dep-v0`): zlib-compressed JSON
+/// of the binary's dependency tree (the format `auditable-serde` defines).
+pub const AUDITABLE_SECTION: &str = ".dep-v0";
+
+/// Reads the dependency tree cargo-auditable embedded in a Rust ELF binary (the
+/// [`AUDITABLE_SECTION`] section, found with the `object` crate over the binary's
+/// bytes; zlib-inflated to at most `max_json` bytes, then decoded by `auditable-serde`,
+/// which also checks the tree has one root and no cycle): its crates.io packages that
+/// are compiled into the binary (`kind` `runtime`; build-time dependencies such as proc
+/// macros are not in it). No section, a malformed ELF, a section inflating past
+/// `max_json` or JSON that is not the format: no packages.
+pub fn parse_auditable_binary(binary: &[u8], max_json: usize) -> Vec<Package> {
+    use object::{Object, ObjectSection};
+    let Ok(file) = object::File::parse(binary) else {
+        return Vec::new();
+    };
+    let Some(data) = file
+        .section_by_name(AUDITABLE_SECTION)
+        .and_then(|s| s.data().ok())
+    else {
+        return Vec::new();
+    };
+    let mut json = Vec::new();
+    let inflated = flate2::read::ZlibDecoder::new(data)
+        .take(max_json as u64 + 1)
+        .read_to_end(&mut json);
+    if inflated.is_err() || json.len() > max_json {
+        return Vec::new();
+    }
+    let Ok(info) = serde_json::from_slice::<auditable_serde::VersionInfo>(&json) else {
+        return Vec::new();
+    };
+    info.packages
+        .into_iter()
+        .filter(|p| {
+            p.source == auditable_serde::Source::CratesIo
+                && p.kind == auditable_serde::DependencyKind::Runtime
+        })
+        .map(|p| Package {
+            ecosystem: Ecosystem::CratesIo,
+            name: p.name,
+            version: p.version.to_string(),
+            source: None,
+        })
+        .collect()
+}
+
+/// How deep [`parse_npm_package_lock`] follows lockfile v1's nested `dependencies`.
+const NPM_LOCK_MAX_DEPTH: usize = 64;
+
+/// Parses an npm lockfile (`package-lock.json`, `npm-shrinkwrap.json`, or the hidden
+/// `node_modules/.package-lock.json`; docs.npmjs.com "package-lock.json"):
+///
+/// - `lockfileVersion` 2 and 3: the `packages` map, keyed by install path
+///   (`node_modules/a/node_modules/@s/b`); the package's name is its `name` field (an
+///   alias installs under another path) or else the path after its last
+///   `node_modules/`. The root (`""`), workspace folders (no `node_modules/` in the key)
+///   and `link` entries are not installed packages and are left out.
+/// - `lockfileVersion` 1 (and 2's copy, used only when `packages` is absent): the nested
+///   `dependencies` map (name → `version`, `dependencies`), followed to a depth of
+///   [`NPM_LOCK_MAX_DEPTH`]; a `version` that is a URL, path or git reference rather
+///   than a version (`file:`, `github:`, …) is left out, and an alias
+///   (`npm:<name>@<version>`) is the package it names.
+///
+/// Entries flagged `dev` are left out in both forms: they are installed only where
+/// development dependencies are, and then their `node_modules/*/package.json` reports
+/// them. Packages both files report are one package once layers are merged (the same
+/// name and version). JSON that does not parse lists nothing.
+pub fn parse_npm_package_lock(bytes: &[u8]) -> Vec<Package> {
+    use serde_json::Value;
+    let Ok(lock) = serde_json::from_slice::<Value>(bytes) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let str_of = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let flag = |v: &Value, key: &str| v.get(key).and_then(Value::as_bool) == Some(true);
+    if let Some(packages) = lock.get("packages").and_then(Value::as_object) {
+        for (path, entry) in packages {
+            let Some((_, tail)) = path.rsplit_once("node_modules/") else {
+                continue;
+            };
+            if flag(entry, "link") || flag(entry, "dev") {
+                continue;
+            }
+            let name = str_of(entry, "name").unwrap_or_else(|| tail.to_owned());
+            if let Some(version) = str_of(entry, "version") {
+                push_npm(&mut out, name, version);
+            }
+        }
+        return out;
+    }
+    // lockfileVersion 1: walk the nested `dependencies` with an explicit stack.
+    let mut stack: Vec<(&Value, usize)> = vec![(&lock, 0)];
+    while let Some((node, depth)) = stack.pop() {
+        let Some(deps) = node.get("dependencies").and_then(Value::as_object) else {
+            continue;
+        };
+        for (name, entry) in deps {
+            if !flag(entry, "dev") {
+                if let Some(version) = str_of(entry, "version") {
+                    push_npm(&mut out, name.clone(), version);
+                }
+            }
+            if depth + 1 < NPM_LOCK_MAX_DEPTH {
+                stack.push((entry, depth + 1));
+            }
+        }
+    }
+    out
+}
+
+/// Adds an npm package from a lockfile entry, resolving `npm:<name>@<version>` aliases
+/// and skipping versions that are sources (`file:…`, `git+…`, `github:…`, URLs).
+fn push_npm(out: &mut Vec<Package>, name: String, version: String) {
+    let (name, version) = match version.strip_prefix("npm:") {
+        Some(alias) => match alias.rsplit_once('@') {
+            Some((n, v)) if !n.is_empty() => (n.to_owned(), v.to_owned()),
+            _ => return,
+        },
+        None => (name, version),
+    };
+    if name.is_empty()
+        || version.is_empty()
+        || version.contains([':', '/'])
+        || !version.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return;
+    }
+    out.push(Package {
+        ecosystem: Ecosystem::Npm,
+        name,
+        version,
+        source: None,
+    });
+}
+
 /// The start of a Go binary's build information blob (Go's `debug/buildinfo`).
 pub const GO_BUILDINFO_MAGIC: &[u8; 14] = b"\xff Go buildinf:";
 
@@ -502,4 +736,4 @@ pub fn parse_go_buildinfo(blob: &[u8], max_string: usize) -> Option<GoBuildInfo>
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -311,3 +311,80 @@ fn oversized_database_file_is_noted_and_replaces() {
     assert_eq!(merge([&lower]).packages.len(), 1);
     assert!(merge([&lower, &upper]).packages.is_empty());
 }
+
+/// A Rust binary in a layer: its cargo-auditable `.dep-v0` section (a section built with
+/// the `object` crate's writer, as cargo-auditable is not installed here) names its
+/// crates.io dependencies; a Cargo.lock, an npm lockfile and a jar in the same layer
+/// are read too.
+#[test]
+fn rust_binaries_lockfiles_and_jars_in_a_layer() {
+    let elf = crate::packages::tests::auditable_elf(
+        r#"{"packages":[{"name":"tokio","version":"1.13.0","source":"crates.io"}]}"#,
+    );
+    let lock = b"version = 3\n[[package]]\nname = \"regex\"\nversion = \"1.5.4\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+    let npm = br#"{"lockfileVersion":3,"packages":{"node_modules/minimist":{"version":"1.2.0"}}}"#;
+    let props = crate::packages::java::tests::pom_properties("log4j", "log4j", "1.2.17");
+    let jar = crate::packages::java::tests::zip_of(
+        &[(
+            "META-INF/maven/log4j/log4j/pom.properties",
+            props.as_bytes(),
+        )],
+        false,
+    );
+    let layer = tar_of(&[
+        ("usr/local/bin/server", &elf[..], 0o755),
+        ("srv/app/Cargo.lock", &lock[..], 0o644),
+        ("srv/web/package-lock.json", &npm[..], 0o644),
+        (
+            "srv/web/node_modules/minimist/package.json",
+            &br#"{"name":"minimist","version":"1.2.0"}"#[..],
+            0o644,
+        ),
+        ("opt/app/app.jar", &jar[..], 0o644),
+    ]);
+    let inv = merge([&read_layer(&layer[..], &Limits::default()).unwrap()]);
+    let got: Vec<(Ecosystem, &str, &str)> = inv
+        .packages
+        .iter()
+        .map(|p| (p.ecosystem, p.name.as_str(), p.version.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Ecosystem::Npm, "minimist", "1.2.0"),
+            (Ecosystem::CratesIo, "regex", "1.5.4"),
+            (Ecosystem::CratesIo, "tokio", "1.13.0"),
+            (Ecosystem::Maven, "log4j:log4j", "1.2.17"),
+        ],
+        "the lockfile's minimist and node_modules' are one package"
+    );
+    // An executable over the file limit is streamed for Go build information only.
+    let small = Limits {
+        max_file_bytes: 64,
+        ..Limits::default()
+    };
+    let inv = read_layer(
+        &tar_of(&[("usr/local/bin/server", &elf[..], 0o755)])[..],
+        &small,
+    )
+    .unwrap();
+    assert!(inv.files.is_empty(), "{inv:?}");
+}
+
+/// The per-layer cache format stays readable: an inventory stored before format 1 (no
+/// `format` field, only the ecosystems of then) decodes, as format 0; a new one says 1.
+#[test]
+fn inventories_stored_by_older_versions_still_decode() {
+    let old = r#"{"files":{"lib/apk/db/installed":{"packages":[{"ecosystem":"Apk","name":"musl","version":"1.2.4-r2"}]}},"whiteouts":[],"opaque_dirs":[],"notes":[],"expanded_bytes":10}"#;
+    let inv: LayerInventory = serde_json::from_str(old).unwrap();
+    assert_eq!(inv.format, 0);
+    assert_eq!(merge([&inv]).packages[0].name, "musl");
+    let new = read_layer(
+        &tar_of(&[("etc/os-release", b"ID=alpine\n", 0o644)])[..],
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(new.format, LayerInventory::FORMAT);
+    let text = serde_json::to_string(&new).unwrap();
+    assert_eq!(serde_json::from_str::<LayerInventory>(&text).unwrap(), new);
+}

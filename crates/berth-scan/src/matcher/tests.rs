@@ -183,3 +183,37 @@ fn severity_names_and_scores() {
     assert!("severe".parse::<Severity>().is_err());
     assert!(Severity::Critical > Severity::High && Severity::Low > Severity::Undefined);
 }
+
+/// RPM packages take their OSV ecosystem from os-release (`almalinux` → `AlmaLinux:<major>`,
+/// `rocky` → `Rocky Linux:<major>`, anything else → `Red Hat`, any release) and compare
+/// by rpm's EVR order. The records are written here in the shape AlmaLinux's OSV feed
+/// uses (no RPM advisories are in the test data).
+#[test]
+fn rpm_distributions_and_evr() {
+    let db = db(&[
+        r#"{"id":"ALSA-TEST-1","aliases":["CVE-2024-0001"],"affected":[{"package":{"ecosystem":"AlmaLinux:9","name":"openssl"},
+        "ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1:3.0.7-25.el9_3"}]}]}]}"#,
+        r#"{"id":"RLSA-TEST-1","affected":[{"package":{"ecosystem":"Rocky Linux:8","name":"openssl"},
+        "ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1:1.1.1k-12.el8"}]}]}]}"#,
+    ]);
+    let mut libs = pkg(Ecosystem::Rpm, "openssl-libs", "1:3.0.7-24.el9");
+    libs.source = Some("openssl".into());
+    let alma9 = inventory(Some(("almalinux", "9.3")), vec![libs.clone()]);
+    assert_eq!(
+        hits(&db, &alma9),
+        [("CVE-2024-0001".into(), "1:3.0.7-24.el9".into())]
+    );
+    let f = &db.findings(&alma9)[0];
+    assert_eq!(f.fixed_in_versions, ["1:3.0.7-25.el9_3"]);
+    libs.version = "1:3.0.7-25.el9_3".into();
+    assert!(hits(
+        &db,
+        &inventory(Some(("almalinux", "9.3")), vec![libs.clone()])
+    )
+    .is_empty());
+    libs.version = "1:3.0.7-24.el9".into();
+    assert!(
+        hits(&db, &inventory(Some(("rocky", "9.3")), vec![libs.clone()])).is_empty(),
+        "Rocky Linux 9 is not AlmaLinux, and the Rocky record is for release 8"
+    );
+}
