@@ -162,6 +162,20 @@ macro_rules! scan_store {
                 Ok(())
             }
 
+            async fn replace_layer_inventory(&self, layer: &Digest, inventory: &str, now: i64) -> Result<()> {
+                let $w = self;
+                sqlx::query(
+                    "INSERT INTO layer_inventories (digest, inventory, created_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (digest) DO UPDATE SET inventory = excluded.inventory, created_at = excluded.created_at",
+                )
+                .bind(layer.to_string())
+                .bind(inventory)
+                .bind(now)
+                .execute($writer)
+                .await?;
+                Ok(())
+            }
+
             async fn start_image_scan(
                 &self,
                 repo: &RepositoryName,

@@ -162,6 +162,15 @@ pub trait ScanStore: Send + Sync + 'static {
     async fn layer_inventory(&self, layer: &Digest) -> Result<Option<String>>;
     /// Caches a layer's inventory (first writer wins: inventories of one digest are equal).
     async fn put_layer_inventory(&self, layer: &Digest, inventory: &str, now: i64) -> Result<()>;
+    /// Replaces a layer's cached inventory: one made by an older scanner format that a
+    /// newer scanner re-read (inventories of one digest and format are equal, so a race
+    /// of two nodes replacing it stores the same text).
+    async fn replace_layer_inventory(
+        &self,
+        layer: &Digest,
+        inventory: &str,
+        now: i64,
+    ) -> Result<()>;
 
     /// Starts a scan of an image: its row becomes `IN_PROGRESS` (description
     /// `description`) started at `now`, and `job` is enqueued, in one transaction —

@@ -88,7 +88,8 @@ async fn imports_keep_each_sources_timestamp_and_a_generation() {
     .await;
 }
 
-// A layer's inventory is computed once per digest, shared by every repository.
+// A layer's inventory is computed once per digest (per scanner format), shared by every
+// repository.
 #[tokio::test]
 async fn layer_inventories_are_cached_by_digest() {
     on_both("scan_layers", |b| async move {
@@ -103,6 +104,16 @@ async fn layer_inventories_are_cached_by_digest() {
             m.layer_inventory(&d).await.unwrap().as_deref(),
             Some("{\"files\":{}}"),
             "{}: first writer wins",
+            b.name
+        );
+        // A newer scanner format replaces it.
+        m.replace_layer_inventory(&d, "{\"format\":1,\"files\":{}}", 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            m.layer_inventory(&d).await.unwrap().as_deref(),
+            Some("{\"format\":1,\"files\":{}}"),
+            "{}: replaced",
             b.name
         );
     })

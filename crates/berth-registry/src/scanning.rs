@@ -461,20 +461,24 @@ impl Registry {
         Ok(Some(berth_scan::merge(&inventories)))
     }
 
-    /// A layer's inventory: cached, else read from the blob store and cached.
+    /// A layer's inventory: cached, else read from the blob store and cached. One cached
+    /// by an older scanner ([`LayerInventory::FORMAT`] grew: more package databases are
+    /// read now) is read again and replaced, once.
     async fn layer_inventory(
         &self,
         repo: &RepositoryName,
         layer: &Digest,
     ) -> std::result::Result<LayerInventory, ScanFailure> {
-        if let Some(text) = self
+        let cached = self
             .meta
             .layer_inventory(layer)
             .await
-            .map_err(RegistryError::from)?
-        {
-            if let Ok(inv) = serde_json::from_str(&text) {
-                return Ok(inv);
+            .map_err(RegistryError::from)?;
+        let mut outdated = false;
+        if let Some(text) = &cached {
+            match serde_json::from_str::<LayerInventory>(text) {
+                Ok(inv) if inv.format >= LayerInventory::FORMAT => return Ok(inv),
+                _ => outdated = true,
             }
         }
         let content = self.open_blob(repo, layer).await?;
@@ -492,10 +496,12 @@ impl Registry {
         .map_err(|e| RegistryError::Internal(format!("scanning a layer: {e}")))?
         .map_err(|e| ScanFailure::Layer(layer.clone(), e))?;
         let text = serde_json::to_string(&inventory).map_err(|e| corrupt("layer inventory", e))?;
-        self.meta
-            .put_layer_inventory(layer, &text, now())
-            .await
-            .map_err(RegistryError::from)?;
+        if outdated {
+            self.meta.replace_layer_inventory(layer, &text, now()).await
+        } else {
+            self.meta.put_layer_inventory(layer, &text, now()).await
+        }
+        .map_err(RegistryError::from)?;
         Ok(inventory)
     }
 

@@ -585,7 +585,20 @@ impl Copy<'_> {
             StatusCode::OK => return Ok(()),
             // NAME_UNKNOWN (no repository yet) is a 404 too: the push creates it.
             StatusCode::NOT_FOUND => {}
-            s => return Err(status_error(&what, s, "")),
+            s => {
+                // A HEAD answer has no body: for a refusal, ask again with GET so the
+                // status carries the destination's reason (the action it denied).
+                let mut reason = String::new();
+                if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN {
+                    if let Ok(r) = self
+                        .send(&what, self.request(reqwest::Method::GET, &url))
+                        .await
+                    {
+                        reason = r.text().await.unwrap_or_default();
+                    }
+                }
+                return Err(status_error(&what, s, &reason));
+            }
         }
         let row = self
             .h

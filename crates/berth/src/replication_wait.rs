@@ -4,9 +4,14 @@
 //! (SigV4-signed, credentials found as the AWS CLI finds them, like `berth login`) every
 //! second and exits 0 when every destination asked for (by default: every destination
 //! the image was sent to, at least one) is `COMPLETE`; non-zero with the reason when one
-//! is `FAILED` (its `failureCode` names the cause) or the timeout passed.
+//! is `FAILED` (its `failureCode` names the cause) or the timeout passed. Waiting for a
+//! tag fails when a destination keeps that tag immutable on another image (`COMPLETE` by
+//! digest with a `TAG_IMMUTABLE_IN_DESTINATION` failureCode), and a destination the image
+//! was never sent to (no rule matches) fails at once: pushes enqueue their replications
+//! in their own transaction, so the list is final.
 
 use anyhow::Context;
+use berth_registry::replication::TAG_IMMUTABLE_IN_DESTINATION;
 use clap::{Args, Subcommand};
 use std::time::{Duration, Instant};
 
@@ -113,6 +118,20 @@ fn wait(a: WaitArgs) -> anyhow::Result<()> {
             }
             seen += 1;
             match s["status"].as_str() {
+                // The image arrived by digest, but the destination keeps the tag on
+                // another image: waiting for a tag, that is not the image arriving.
+                Some("COMPLETE")
+                    if a.image.image_tag.is_some()
+                        && s["failureCode"]
+                            .as_str()
+                            .is_some_and(|c| c.starts_with(TAG_IMMUTABLE_IN_DESTINATION)) =>
+                {
+                    anyhow::bail!(
+                        "replication of {image} to {r}:{acct} is COMPLETE by digest, but the tag \
+                         there still names another image: {}",
+                        s["failureCode"].as_str().unwrap_or_default()
+                    )
+                }
                 Some("COMPLETE") => {}
                 Some("FAILED") => anyhow::bail!(
                     "replication of {image} to {r}:{acct} FAILED: {}",
@@ -137,20 +156,24 @@ fn wait(a: WaitArgs) -> anyhow::Result<()> {
             println!("{image}: COMPLETE in {seen} destination(s)");
             return Ok(());
         }
-        if start.elapsed() >= a.timeout {
-            let mut why = pending;
-            why.extend(
-                missing
-                    .iter()
-                    .map(|m| format!("{m} never sent (no rule matches)")),
-            );
+        // A push enqueues its replications in its own transaction, so once the image
+        // exists the destinations it goes to are all listed: one that is not will never
+        // be (no rule matches), and waiting cannot change that.
+        if !missing.is_empty() || seen == 0 {
+            let mut why: Vec<String> = missing
+                .iter()
+                .map(|m| format!("{m} never sent (no rule matches)"))
+                .collect();
             if seen == 0 && why.is_empty() {
-                why.push("no replication destination for this image".into());
+                why.push("no replication destination for this image (no rule matches)".into());
             }
+            anyhow::bail!("{image} will not replicate: {}", why.join(", "));
+        }
+        if start.elapsed() >= a.timeout {
             anyhow::bail!(
                 "timed out after {:?} waiting for {image}: {}",
                 a.timeout,
-                why.join(", ")
+                pending.join(", ")
             );
         }
         std::thread::sleep(Duration::from_secs(1).min(a.timeout.saturating_sub(start.elapsed())));

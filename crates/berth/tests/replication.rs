@@ -770,6 +770,8 @@ fn cross_account_needs_the_destinations_registry_policy() {
         "ecr:ReplicateImage",
         "registry 222222222222 in eu-west-1",
         "arn:aws:iam::111111111111:root",
+        // The destination's own denial (fetched with a GET: a HEAD answer has no body).
+        "403 Forbidden: {\"errors\":[{\"code\":\"DENIED\"",
     ] {
         assert!(o.stderr.contains(want), "wanted {want:?}: {}", o.describe());
     }
@@ -942,8 +944,30 @@ fn an_immutable_tag_in_the_destination_stays_and_the_status_says_so() {
     );
     assert_ne!(ours, theirs_digest);
     push_to_source(w, &layout, "v1", "myapp/pinned:v1", &[]);
+    // Waiting for the tag fails: in eu-west-1 it still names the other image. Waiting
+    // for the digest succeeds: the image is there.
     let o = wait_tag(w, "myapp/pinned", "v1", "2m");
-    assert!(o.success(), "{}\n{}", o.describe(), w.source.log_tail());
+    assert!(
+        !o.success()
+            && o.stderr
+                .contains("COMPLETE by digest, but the tag there still names another image")
+            && o.stderr.contains("eu-west-1"),
+        "{}\n{}",
+        o.describe(),
+        w.source.log_tail()
+    );
+    let o = wait(
+        w,
+        &[
+            "--repository",
+            "myapp/pinned",
+            "--image-digest",
+            &ours,
+            "--timeout",
+            "2m",
+        ],
+    );
+    assert!(o.success(), "{}", o.describe());
 
     let v = status_of(w, "myapp/pinned")["replicationStatuses"].clone();
     let of = |region: &str| {
@@ -975,4 +999,36 @@ fn an_immutable_tag_in_the_destination_stays_and_the_status_says_so() {
     );
     let r = dest_get(&w.ap, "/v2/myapp/pinned/manifests/v1");
     assert_eq!(r.header("docker-content-digest"), Some(ours.as_str()));
+
+    // An image no rule sends anywhere fails the wait at once (its replications would
+    // have been enqueued with its push), not after the timeout.
+    push_to_source(w, &layout, "v1", "solo/app:v1", &[]);
+    let o = wait_tag(w, "solo/app", "v1", "10m");
+    assert!(
+        !o.success()
+            && o.stderr
+                .contains("will not replicate: no replication destination"),
+        "{}",
+        o.describe()
+    );
+    let o = wait(
+        w,
+        &[
+            "--repository",
+            "myapp/pinned",
+            "--image-digest",
+            &ours,
+            "--destination",
+            "xx-nowhere-1",
+            "--timeout",
+            "10m",
+        ],
+    );
+    assert!(
+        !o.success()
+            && o.stderr
+                .contains("xx-nowhere-1:* never sent (no rule matches)"),
+        "{}",
+        o.describe()
+    );
 }
