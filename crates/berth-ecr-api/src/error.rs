@@ -46,6 +46,7 @@
 //! | `LifecyclePolicyPreviewInProgressException` | 400 | model | starting a preview while one is in progress |
 //! | `LifecyclePolicyPreviewNotFoundException` | 400 | model | a repository without a lifecycle policy preview |
 //! | `ScanNotFoundException` | 400 | model | scan findings of an image that was never scanned |
+//! | `UnsupportedImageTypeException` | 400 | model | StartImageScan of an image index or an artifact without layers to scan |
 //! | `TemplateAlreadyExistsException` | 400 | model | creating a repository creation template whose prefix has one |
 //! | `TemplateNotFoundException` | 400 | model | updating or deleting a repository creation template that does not exist |
 //! | `ServerException` | 500 | model | storage or database faults (details only in the log) |
@@ -147,6 +148,7 @@ error_types! {
     LifecyclePolicyPreviewInProgressException, 400, true, "The previous lifecycle policy preview request has not completed.";
     LifecyclePolicyPreviewNotFoundException, 400, true, "There is no dry run for this repository.";
     ScanNotFoundException, 400, true, "The specified image scan could not be found.";
+    UnsupportedImageTypeException, 400, true, "The image is of a type that cannot be scanned.";
     TemplateAlreadyExistsException, 400, true, "The repository creation template already exists.";
     TemplateNotFoundException, 400, true, "The specified repository creation template could not be found.";
     ServerException, 500, true, "A server-side fault.";

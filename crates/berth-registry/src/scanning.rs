@@ -57,8 +57,10 @@ pub fn scan_job(repo: &RepositoryName, digest: &Digest, started_at: i64) -> NewJ
 /// Remediation (issue 11): OCI pulls of an image whose latest completed scan has a
 /// finding at or above `severity` are refused with `403 DENIED` naming the findings,
 /// except findings whose name or any alias is in `ignore` (accepted risks). Only
-/// repositories starting with one of `repository_prefixes` are checked (empty: every
-/// repository). An image not scanned yet, or whose scan is in progress or failed, is
+/// repositories under one of `repository_prefixes` are checked (a prefix `p` covers `p`
+/// and `p/…`, as `lifecycle_exclude_prefixes` does; empty: every repository). Severities
+/// order as [`Severity`] does: `UNDEFINED` (an advisory without a rating) is the lowest,
+/// so only a block at `UNDEFINED` stops images whose findings all lack a rating. An image not scanned yet, or whose scan is in progress or failed, is
 /// served: the gate is about known findings, and `berth scan gate` in CI is the place to
 /// insist on a scan. Manifest GETs are checked (a HEAD reveals only the digest); blobs
 /// are not, so this stops deployments, not a client that already knows the layers.
@@ -68,7 +70,7 @@ pub struct PullBlock {
     pub severity: Severity,
     /// Finding names or aliases (`CVE-…`, `GHSA-…`) that never block.
     pub ignore: std::collections::BTreeSet<String>,
-    /// Repository-name prefixes the block applies to (empty: all).
+    /// Repository prefixes the block applies to, by path segment (empty: all).
     pub repository_prefixes: Vec<String>,
 }
 
@@ -242,10 +244,7 @@ impl Registry {
             return Ok(());
         };
         if !block.repository_prefixes.is_empty()
-            && !block
-                .repository_prefixes
-                .iter()
-                .any(|p| repo.as_str().starts_with(p.as_str()))
+            && crate::lifecycle::excluded_by(&block.repository_prefixes, repo.as_str()).is_none()
         {
             return Ok(());
         }

@@ -135,8 +135,9 @@ pub struct OsvEvent {
 /// Why reading OSV data failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OsvError {
-    /// A file or directory could not be read.
-    #[error("reading {path}: {source}")]
+    /// A file or directory could not be read. The message names the path; the cause is
+    /// the error's source (printed once by error chains such as anyhow's `{:#}`).
+    #[error("reading {path}")]
     Io {
         /// The path.
         path: PathBuf,

@@ -481,8 +481,10 @@ pub struct Settings {
     pub lifecycle_exclude_prefixes: Vec<String>,
 
     /// Refuse OCI pulls (manifest GETs) of images whose latest completed scan has a
-    /// finding at or above this severity (`LOW`, `MEDIUM`, `HIGH` or `CRITICAL`), with
-    /// `403 DENIED` naming the findings. Images not scanned yet are served. [default: off]
+    /// finding at or above this severity (`UNDEFINED` < `INFORMATIONAL` < `LOW` <
+    /// `MEDIUM` < `HIGH` < `CRITICAL`; findings of advisories without a rating are
+    /// `UNDEFINED`, so only `UNDEFINED` blocks every finding), with `403 DENIED` naming
+    /// the findings. Images not scanned yet are served. [default: off]
     #[arg(long, env = "BERTH_SCAN_BLOCK_PULLS_AT", value_name = "SEVERITY")]
     pub scan_block_pulls_at: Option<String>,
 
@@ -497,8 +499,8 @@ pub struct Settings {
     #[serde(default)]
     pub scan_block_pulls_ignore: Vec<String>,
 
-    /// Repository-name prefixes `scan_block_pulls_at` applies to, comma-separated.
-    /// [default: every repository]
+    /// Repository prefixes `scan_block_pulls_at` applies to, comma-separated; `p` covers
+    /// `p` and `p/…`. [default: every repository]
     #[arg(
         long,
         env = "BERTH_SCAN_BLOCK_PULLS_REPOSITORIES",
@@ -760,6 +762,32 @@ impl Settings {
             })?;
         }
         self.pull_block()?;
+        let mut peers = std::collections::BTreeSet::new();
+        for p in &self.replication.peers {
+            let uri: axum::http::Uri = p.endpoint.parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "replication.peers: endpoint {:?} of {} in {} is not a URL: {e}",
+                    p.endpoint,
+                    p.registry_id,
+                    p.region
+                )
+            })?;
+            anyhow::ensure!(
+                matches!(uri.scheme_str(), Some("http") | Some("https"))
+                    && uri.authority().is_some(),
+                "replication.peers: endpoint {:?} of {} in {} must be an http:// or https:// URL \
+                 with a host, e.g. https://registry.eu.example.com",
+                p.endpoint,
+                p.registry_id,
+                p.region
+            );
+            anyhow::ensure!(
+                peers.insert((p.region.as_str(), p.registry_id.as_str())),
+                "replication.peers: registry {} in {} is declared twice",
+                p.registry_id,
+                p.region
+            );
+        }
         anyhow::ensure!(
             self.scan_block_pulls_at.is_some()
                 || (self.scan_block_pulls_ignore.is_empty()
@@ -798,7 +826,7 @@ impl Settings {
         };
         let severity: berth_registry::Severity = at.to_ascii_uppercase().parse().map_err(|_| {
             anyhow::anyhow!(
-                "scan_block_pulls_at: {at:?} is not a severity (LOW, MEDIUM, HIGH, CRITICAL)"
+                "scan_block_pulls_at: {at:?} is not a severity (UNDEFINED, INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL)"
             )
         })?;
         Ok(Some(berth_registry::scanning::PullBlock {
@@ -1179,6 +1207,24 @@ mod tests {
         .unwrap();
         let s = load(&["--config", f.to_str().unwrap()]).unwrap();
         assert_eq!(s.replication.peers.len(), 1);
+        // A bad endpoint or a peer declared twice is refused at start.
+        let peer = |endpoint: &str| {
+            format!(
+                "[[replication.peers]]\nregion = \"eu-west-1\"\nregistry_id = \"111111111111\"\n\
+                 endpoint = \"{endpoint}\"\naccess_key_id = \"AKIAPEER\"\n\
+                 secret_access_key = \"x\"\n"
+            )
+        };
+        for (text, want) in [
+            (peer("not a url"), "is not a URL"),
+            (peer("ftp://host"), "must be an http:// or https:// URL"),
+            (peer("http://a:1") + &peer("http://b:2"), "declared twice"),
+        ] {
+            let g = dir.path().join("bad.toml");
+            std::fs::write(&g, text).unwrap();
+            let e = load(&["--config", g.to_str().unwrap()]).unwrap_err();
+            assert!(format!("{e:#}").contains(want), "{e:#}");
+        }
         assert_eq!(s.replication.peers[0].secret_access_key, "peer-s3cr3t");
         let debug = format!("{s:?}");
         assert!(

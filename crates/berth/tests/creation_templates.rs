@@ -265,6 +265,19 @@ fn templates_apply_when_push_or_replication_creates_a_repository() {
         "InvalidParameterException",
     );
     assert!(e.contains("Lifecycle policy validation failure"), "{e}");
+    // Its tags go onto every repository made from it: ECR's 50 per repository.
+    let many: Vec<String> = (0..51).map(|i| format!("Key=k{i},Value=v")).collect();
+    let mut args = vec![
+        "create-repository-creation-template",
+        "--prefix",
+        "many",
+        "--applied-for",
+        "CREATE_ON_PUSH",
+        "--resource-tags",
+    ];
+    args.extend(many.iter().map(String::as_str));
+    let e = fails(&reg, &args, "TooManyTagsException");
+    assert!(e.contains("51 tags given"), "{e}");
 
     // DescribeRepositoryCreationTemplates: prefix order, a filter, pages of one (the CLI
     // follows nextToken by itself; --no-paginate shows the first page and its token).

@@ -578,6 +578,7 @@ fn aws_cli_scans_an_image_and_reads_its_findings() {
     pulls_with_blocking_findings_are_refused(&reg, &layout, &want_now);
     boto3_ticket_handler_files_tickets_and_tags_the_image(&reg, &layout);
     hostile_layers_fail_the_scan_not_the_server(&reg);
+    start_image_scan_refuses_what_it_cannot_scan(&reg, &layout);
 }
 
 /// `aws ecr describe-image-scan-findings` on `repo:v1`: whether it answers
@@ -633,38 +634,40 @@ fn registry_scanning_rules_decide_scan_on_push(reg: &Registry, layout: &Path) {
         "{got}"
     );
 
-    let bad = aws(
-        reg,
-        &[
-            "put-registry-scanning-configuration",
-            "--scan-type",
+    // ECR's validation, each refusal an InvalidParameterException saying why.
+    for (scan_type, rules, why) in [
+        (
             "BASIC",
-            "--rules",
             r#"[{"scanFrequency":"CONTINUOUS_SCAN","repositoryFilters":[{"filter":"scan","filterType":"WILDCARD"}]}]"#,
-        ],
-    );
-    assert!(
-        bad.stderr.contains("(InvalidParameterException)")
-            && bad
-                .stderr
-                .contains("only supported with the ENHANCED scan type"),
-        "{}",
-        bad.describe()
-    );
-    let bad = aws(
-        reg,
-        &[
-            "put-registry-scanning-configuration",
-            "--rules",
+            "only supported with the ENHANCED scan type",
+        ),
+        (
+            "BASIC",
             r#"[{"scanFrequency":"SCAN_ON_PUSH","repositoryFilters":[{"filter":"Scan/Rule","filterType":"WILDCARD"}]}]"#,
-        ],
-    );
-    assert!(
-        bad.stderr.contains("(InvalidParameterException)")
-            && bad.stderr.contains("must satisfy regular expression"),
-        "{}",
-        bad.describe()
-    );
+            "must satisfy regular expression",
+        ),
+        (
+            "ENHANCED",
+            r#"[{"scanFrequency":"MANUAL","repositoryFilters":[{"filter":"scan","filterType":"WILDCARD"}]}]"#,
+            "MANUAL is not a rule of the ENHANCED scan type",
+        ),
+    ] {
+        let bad = aws(
+            reg,
+            &[
+                "put-registry-scanning-configuration",
+                "--scan-type",
+                scan_type,
+                "--rules",
+                rules,
+            ],
+        );
+        assert!(
+            bad.stderr.contains("(InvalidParameterException)") && bad.stderr.contains(why),
+            "{}",
+            bad.describe()
+        );
+    }
 
     let rules = r#"[{"scanFrequency":"SCAN_ON_PUSH","repositoryFilters":[{"filter":"scan/rule*","filterType":"WILDCARD"}]}]"#;
     let put = aws_ok(
@@ -1084,4 +1087,57 @@ fn scan_and_wait(reg: &Registry, repo: &str) {
         ],
     );
     assert!(o.success(), "{}", o.describe());
+}
+
+/// ECR StartImageScan errors (botocore model): a missing repository is
+/// RepositoryNotFoundException, an image index UnsupportedImageTypeException — at once,
+/// not a scan that never completes.
+fn start_image_scan_refuses_what_it_cannot_scan(reg: &Registry, layout: &Path) {
+    let child = skopeo_push_layout(layout, "v1", &reg.image("scan/index:v1"));
+    let size = get_manifest(reg, "scan/index", "v1").body.len();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": child, "size": size,
+                       "platform": {"architecture": "amd64", "os": "linux"}}],
+    })
+    .to_string();
+    let r = http(
+        "PUT",
+        &reg.url("/v2/scan/index/manifests/multi"),
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        Some(index.as_bytes()),
+    );
+    assert_eq!(r.status, 201, "{}", r.describe());
+    let o = aws(
+        reg,
+        &[
+            "start-image-scan",
+            "--repository-name",
+            "scan/index",
+            "--image-id",
+            "imageTag=multi",
+        ],
+    );
+    assert!(
+        o.stderr.contains("(UnsupportedImageTypeException)") && o.stderr.contains("image index"),
+        "{}",
+        o.describe()
+    );
+    let o = aws(
+        reg,
+        &[
+            "start-image-scan",
+            "--repository-name",
+            "scan/nope",
+            "--image-id",
+            "imageTag=v1",
+        ],
+    );
+    assert!(
+        o.stderr.contains("(RepositoryNotFoundException)"),
+        "{}",
+        o.describe()
+    );
 }

@@ -70,6 +70,27 @@ pub(super) async fn start(ctx: &Ctx<'_>, body: &[u8]) -> Result<Value, EcrError>
     let id = validate::required(r.image_id, "imageId")?;
     let reference = reference(&id)?;
     let name = target(ctx, r.registry_id.as_deref(), r.repository_name.as_deref()).await?;
+    // ECR: a missing repository is RepositoryNotFoundException, an image index (nothing of
+    // its own to scan: scan its children) UnsupportedImageTypeException, at once.
+    ctx.registry
+        .repository(&name)
+        .await
+        .map_err(|e| registry_error(ctx, name.as_str(), e))?;
+    let head = ctx
+        .registry
+        .head_manifest(&name, &reference)
+        .await
+        .map_err(|e| registry_error(ctx, name.as_str(), e))?;
+    if berth_core::media_type::is_index(&head.media_type) {
+        return Err(EcrError::new(
+            EcrErrorType::UnsupportedImageTypeException,
+            format!(
+                "The image '{reference}' in the repository with name '{name}' is an image index \
+                 ({}): it has no layers of its own; scan each of its images by digest",
+                head.media_type
+            ),
+        ));
+    }
     let (digest, _) = ctx
         .registry
         .start_image_scan(&name, &reference)
@@ -292,6 +313,12 @@ fn registry_configuration(
             &format!("{at}.scanFrequency"),
             &["SCAN_ON_PUSH", "CONTINUOUS_SCAN", "MANUAL"],
         )?;
+        if frequency == "MANUAL" && scan_type == "ENHANCED" {
+            return Err(EcrError::invalid_parameter(
+                &format!("{at}.scanFrequency"),
+                "MANUAL is not a rule of the ENHANCED scan type; ENHANCED supports SCAN_ON_PUSH and CONTINUOUS_SCAN (repositories no rule matches are not scanned)",
+            ));
+        }
         if frequency == "CONTINUOUS_SCAN" && scan_type == "BASIC" {
             return Err(EcrError::invalid_parameter(
                 &format!("{at}.scanFrequency"),

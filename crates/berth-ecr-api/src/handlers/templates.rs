@@ -8,7 +8,7 @@
 
 use super::registry_error;
 use super::repositories::{encryption, EncryptionConfiguration};
-use crate::error::EcrError;
+use crate::error::{EcrError, EcrErrorType};
 use crate::wire::{self, parse, ExclusionFilter, ResourceTag};
 use crate::{page, validate, Ctx};
 use berth_core::creation_template::{
@@ -100,7 +100,22 @@ async fn members(ctx: &Ctx<'_>, r: TemplateRequest) -> Result<Members, EcrError>
         };
     let resource_tags = match r.resource_tags {
         Some(tags) => Some(
-            wire::resource_tags(tags)?
+            // A template's tags go onto every repository made from it: the same limit
+            // as CreateRepository's (ECR: 50 per repository).
+            wire::resource_tags(tags)
+                .and_then(|t| {
+                    if t.len() > 50 {
+                        Err(EcrError::new(
+                            EcrErrorType::TooManyTagsException,
+                            format!(
+                                "{} tags given; a repository (and so a template) may have at most 50",
+                                t.len()
+                            ),
+                        ))
+                    } else {
+                        Ok(t)
+                    }
+                })?
                 .into_iter()
                 .map(|(key, value)| TemplateTag { key, value })
                 .collect(),
