@@ -739,7 +739,15 @@ impl JobHandler for ReplicateImage {
                 }) || job.attempt >= job.max_attempts;
                 if e.retryable && last {
                     e.retryable = false;
-                    e.message = format!("{} (retried until the replication deadline)", e.message);
+                    // Say what happened: with a deadline shorter than the longest backoff
+                    // this may be the first attempt.
+                    e.message = format!(
+                        "{} (attempt {}; gave up: a further retry, up to {} s away, would \
+                         pass the replication deadline, replication_deadline_secs)",
+                        e.message,
+                        job.attempt,
+                        self.settings.max_backoff.as_secs()
+                    );
                 }
                 if !e.retryable {
                     self.emit(job.id, &p, Some(&e)).await;
