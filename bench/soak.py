@@ -18,6 +18,10 @@ What it does (all on 127.0.0.1; nothing leaves the machine):
   compared byte for byte), tag moves (OCI manifest PUT and ECR PutImage), deletes (OCI
   `DELETE /v2/<name>/manifests/<digest>` and ECR BatchDeleteImage), ECR DescribeImages
   and BatchGetImage through boto3;
+* scans: a registry scanning rule (PutRegistryScanningConfiguration, SCAN_ON_PUSH for the
+  `soak/w*-a` repositories) makes every push there a `scan.image` job, run under the load and
+  the kills (layers are real gzip tars); after the final restart every acknowledged image
+  of those repositories has a COMPLETE scan (never one left IN_PROGRESS, never none);
 * a killer thread sends SIGKILL every KILL_MIN..KILL_MAX seconds and restarts the server;
 * every acknowledged push (2xx for the manifest PUT / PutImage) and every acknowledged
   delete goes to `acks.jsonl` with its digest and content (manifest bytes, each blob's
@@ -29,10 +33,12 @@ After SECONDS: load stops, the server is killed once more and restarted, and the
 import argparse
 import base64
 import ctypes
+import gzip
 import hashlib
 import hmac
 import http.client
 import http.server
+import io
 import json
 import os
 import random
@@ -41,6 +47,7 @@ import sqlite3
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -51,7 +58,7 @@ import botocore.config
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 API_KEY = "soak-api-key-value"
 SHARED_LAYERS = 6
 
@@ -64,9 +71,20 @@ def sha256(b):
     return "sha256:" + hashlib.sha256(b).hexdigest()
 
 
-def blob_bytes(seed, size):
-    """The bytes of a layer, regenerated from its seed (so content need not be stored)."""
-    return random.Random(seed).randbytes(size)
+def layer_bytes(layer):
+    """The bytes of a layer, regenerated from its record's seed and payload size (so
+    content need not be stored): a gzip-compressed tar (the OCI layer media type it is
+    pushed as) with a Debian `etc/os-release` and one file of `payload` random bytes, built
+    deterministically (fixed times and owners, gzip mtime 0) so scans read a real layer."""
+    payload = random.Random(layer["seed"]).randbytes(layer["payload"])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in (("etc/os-release", b"ID=debian\nVERSION_ID=\"12\"\n"),
+                           (f"soak/{layer['seed']}", payload)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            t.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue(), mtime=0)
 
 
 def free_port():
@@ -438,12 +456,13 @@ class Worker:
         cfg = json.dumps({"architecture": "amd64", "os": "linux",
                           "soak": f"{repo}#{self.seq}#{self.soak.args.seed}"}).encode()
         k = self.rng.randrange(SHARED_LAYERS)
-        shared = {"seed": f"shared-{k}-{self.soak.args.seed}", "size": 64 * 1024 + k}
+        shared = {"seed": f"shared-{k}-{self.soak.args.seed}", "payload": 64 * 1024 + k}
         fresh = {"seed": f"fresh-{repo}-{self.seq}-{self.soak.args.seed}",
-                 "size": self.rng.randrange(1, 256 * 1024)}
+                 "payload": self.rng.randrange(1, 256 * 1024)}
         blobs = [{"config": cfg.decode(), "size": len(cfg), "digest": sha256(cfg)}]
         for layer in (shared, fresh):
-            layer["digest"] = sha256(blob_bytes(layer["seed"], layer["size"]))
+            data = layer_bytes(layer)
+            layer["size"], layer["digest"] = len(data), sha256(data)
             blobs.append(layer)
         manifest = json.dumps({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
@@ -457,7 +476,7 @@ class Worker:
         tag = f"t{self.rng.randrange(8)}"
         manifest, blobs = self.new_image(repo)
         for b in blobs:
-            data = b["config"].encode() if "config" in b else blob_bytes(b["seed"], b["size"])
+            data = b["config"].encode() if "config" in b else layer_bytes(b)
             self.upload_blob(repo, data, b["digest"], inc)
         digest = sha256(manifest)
         expect = self.model.attempt_tag(repo, tag, digest)
@@ -476,7 +495,7 @@ class Worker:
         layout = tempfile.mkdtemp(prefix="layout-", dir=self.soak.work)
         os.makedirs(os.path.join(layout, "blobs", "sha256"))
         for content, d in [(manifest, digest)] + [
-                (b["config"].encode() if "config" in b else blob_bytes(b["seed"], b["size"]),
+                (b["config"].encode() if "config" in b else layer_bytes(b),
                  b["digest"]) for b in blobs]:
             with open(os.path.join(layout, "blobs", "sha256", d[7:]), "wb") as f:
                 f.write(content)
@@ -641,6 +660,8 @@ class Soak:
         self.all_repos = [f"soak/w{i}-{x}" for i in range(args.workers) for x in "ab"]
         self.memory_series = []
         self.memory_path = os.path.join(self.work, "memory.tsv")
+        self.scans_checked = 0
+        self.scan_statuses = {}
 
     def violation(self, msg):
         with self.vlock:
@@ -686,6 +707,9 @@ class Soak:
                              Targets=[{"Id": "hook", "Arn": dest["ApiDestinationArn"]}])
         assert out["FailedEntryCount"] == 0, out
         self.receiver.secret = self.srv.admin("events", "destination-secret", "soak-hook").strip()
+        self.client("ecr").put_registry_scanning_configuration(scanType="BASIC", rules=[
+            {"scanFrequency": "SCAN_ON_PUSH",
+             "repositoryFilters": [{"filter": "soak/w*-a", "filterType": "WILDCARD"}]}])
         log(f"berth serve pid {self.srv.proc.pid} on {self.srv.host}, data {self.srv.data}")
 
     def run(self):
@@ -846,7 +870,7 @@ class Soak:
                     continue
                 for b in rec["blobs"]:
                     want = (b["config"].encode() if "config" in b
-                            else blob_cache.get(b["seed"]) or blob_bytes(b["seed"], b["size"]))
+                            else blob_cache.get(b["seed"]) or layer_bytes(b))
                     if "seed" in b and b["seed"].startswith("shared-"):
                         blob_cache[b["seed"]] = want
                     s, body, _ = get(f"/v2/{repo}/blobs/{b['digest']}")
@@ -914,6 +938,7 @@ class Soak:
         # lease, no dead delivery; every acknowledged push's event reached the receiver.
         self.wait_settled()
         self.check_events()
+        self.check_scans()
         # 4. Memory and file descriptors of the final server, after load and checks. Bounds:
         # RSS at most baseline + SQLite's page caches when full (berth-meta: cache_size 32
         # MiB on each of 1 writer + 8 readers = 288 MiB, the 9 metadata.db descriptors;
@@ -1001,6 +1026,27 @@ class Soak:
         for row in dead:
             self.violation(f"dead job {row['id']} ({row['kind']}): {row.get('last_error')}")
         self.job_counts = json.loads(self.srv.admin("jobs", "stats"))["counts"]
+
+    def check_scans(self):
+        """Every acknowledged, present image of a scanned repository has a finished scan:
+        its job was enqueued with the push and ran, through the kills."""
+        ecr = self.client("ecr")
+        self.scans_checked = 0
+        self.scan_statuses = {}
+        for repo in self.all_repos:
+            if not repo.endswith("-a"):
+                continue
+            for digest in list(self.model.images[repo]):
+                try:
+                    out = ecr.describe_image_scan_findings(
+                        repositoryName=repo, imageId={"imageDigest": digest}, maxResults=1)
+                    status = out["imageScanStatus"]["status"]
+                except ecr.exceptions.ScanNotFoundException:
+                    status = "NONE"
+                self.scan_statuses[status] = self.scan_statuses.get(status, 0) + 1
+                self.scans_checked += 1
+                if status != "COMPLETE":
+                    self.violation(f"acknowledged {repo}@{digest} scanned on push: scan {status}")
 
     def check_events(self):
         events = self.receiver.events()
@@ -1112,6 +1158,8 @@ class Soak:
             f"lost {self.events_lost}",
             f"jobs after settling ({self.settle_secs:.1f} s): "
             + json.dumps(self.job_counts, sort_keys=True),
+            f"scans on push: {self.scans_checked} acknowledged images of the soak/w*-a "
+            f"repositories, by final status {json.dumps(self.scan_statuses, sort_keys=True)}",
             f"upload sessions on disk at the kills: {self.srv.sessions_at_kills} in all; "
             f"all expired (--upload-expiry-secs {self.args.upload_expiry}) before the end",
             f"memory (RSS KiB, open files, sockets+other fds): killed servers under load up "

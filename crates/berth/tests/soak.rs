@@ -3,10 +3,12 @@
 //! `berth serve` on a free 127.0.0.1 port with its own data directory, drives mixed load
 //! (OCI pushes with shared and fresh layers, skopeo pushes, pulls, tag moves, OCI and ECR
 //! deletes, ECR DescribeImages / BatchGetImage / PutImage through boto3, an EventBridge
-//! rule delivering to a webhook receiver) while killing the server with SIGKILL every
+//! rule delivering to a webhook receiver, scans on push of half the repositories through
+//! a registry scanning rule) while killing the server with SIGKILL every
 //! 10–40 s and restarting it, then checks DESIGN.md invariants 1, 3 and 4 on what was
 //! acknowledged: every acknowledged push pulls byte for byte, acknowledged deletes hold,
-//! every push event reached the receiver, no job is stuck, no partial or stray file is in
+//! every push event reached the receiver, every image scanned on push has a COMPLETE
+//! scan, no job is stuck, no partial or stray file is in
 //! the blob store, memory and file descriptors return within bounds.
 //!
 //! `BERTH_SOAK_SECONDS` sets the load time (default 90). Needs skopeo and boto3
