@@ -181,10 +181,6 @@ impl Ctx<'_> {
     }
 }
 
-fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 async fn handle(State(api): State<EcrApi>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     // Early answers keep the connection usable the way the OCI adapter's do (issue 17,
@@ -262,25 +258,11 @@ async fn serve(api: &EcrApi, op: Operation, req: Request) -> Result<serde_json::
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let host = header_str(&req, "host")
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_else(|| "localhost".into());
+    let host = berth_http::sigv4::request_host(req.headers(), req.uri());
     let (parts, body) = req.into_parts();
     let body = read_body(body, op).await?;
 
-    let headers: Vec<(&str, &str)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
-        .collect();
-    let host_header;
-    let mut signed_headers = headers;
-    if !signed_headers.iter().any(|(k, _)| *k == "host") {
-        // HTTP/2 carries the host in :authority; the signature covers it as `host`.
-        host_header = host.clone();
-        signed_headers.push(("host", host_header.as_str()));
-    }
+    let signed_headers = berth_http::sigv4::signed_headers(&parts.headers, &host);
     let signed = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),

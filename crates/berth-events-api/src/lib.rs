@@ -127,10 +127,6 @@ impl Ctx<'_> {
     }
 }
 
-fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 async fn handle(State(api): State<EventsApi>, req: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     // Early answers keep the connection usable the way the ECR and OCI adapters' do
@@ -205,20 +201,10 @@ async fn serve(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let host = header_str(&req, "host")
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_else(|| "localhost".into());
+    let host = berth_http::sigv4::request_host(req.headers(), req.uri());
     let (parts, body) = req.into_parts();
     let body = read_body(body).await?;
-    let mut headers: Vec<(&str, &str)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
-        .collect();
-    if !headers.iter().any(|(k, _)| *k == "host") {
-        headers.push(("host", host.as_str()));
-    }
+    let headers = berth_http::sigv4::signed_headers(&parts.headers, &host);
     let signed = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),

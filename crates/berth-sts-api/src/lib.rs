@@ -328,21 +328,8 @@ async fn serve(
     let caller = match &request {
         StsRequest::AssumeRoleWithWebIdentity { .. } => None,
         _ => {
-            let host = parts
-                .headers
-                .get("host")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-                .unwrap_or_else(|| "localhost".into());
-            let mut headers: Vec<(&str, &str)> = parts
-                .headers
-                .iter()
-                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
-                .collect();
-            if !headers.iter().any(|(k, _)| *k == "host") {
-                headers.push(("host", host.as_str()));
-            }
+            let host = berth_http::sigv4::request_host(&parts.headers, &parts.uri);
+            let headers = berth_http::sigv4::signed_headers(&parts.headers, &host);
             if parts.headers.get(header::AUTHORIZATION).is_none() {
                 return Err(StsError::new(
                     "MissingAuthenticationToken",
